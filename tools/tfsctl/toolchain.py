@@ -206,7 +206,10 @@ def _go() -> str:
 def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) -> list[str]:
     out = subprocess.run(
         [go, "mod", "download", "-json", f"{tool.module}@v{tool.version}"],
-        cwd=work, env=env, capture_output=True, text=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         raise ToolchainError(f"downloading {tool.module}@v{tool.version} failed: {out.stderr.strip()}")
@@ -246,8 +249,12 @@ def _build_go(tool: GoTool) -> None:
             _log(f"{tool.name} v{tool.version}: building {binary} ({i}/{total}), this can take minutes")
             ldflags = " ".join(["-s", "-w", *tool.ldflags])
             out = dest / "bin" / f".{binary}.tmp"
-            _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), pkg], work, env,
-                 f"building {binary}")
+            _run(
+                [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), pkg],
+                work,
+                env,
+                f"building {binary}",
+            )
             out.rename(dest / "bin" / binary)
             _log(f"{tool.name} v{tool.version}: built {binary} in {time.monotonic() - start:.0f}s")
 
@@ -256,9 +263,22 @@ def _build_pip(tool: PipTool) -> None:
     dest = tool_dir(tool)
     _log(f"{tool.name} {tool.version}: installing from PyPI")
     target = dest / "pkg"
-    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          "--target", str(target), f"{tool.package}=={tool.version}"], REPO_ROOT, dict(os.environ),
-         f"installing {tool.package}")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            f"{tool.package}=={tool.version}",
+        ],
+        REPO_ROOT,
+        dict(os.environ),
+        f"installing {tool.package}",
+    )
     (dest / "bin").mkdir(parents=True, exist_ok=True)
     for binary, rel in tool.binaries.items():
         link = dest / "bin" / binary
@@ -267,13 +287,38 @@ def _build_pip(tool: PipTool) -> None:
         link.symlink_to(target / rel)
 
 
+def _on_path_at_version(tool: Tool) -> Path | None:
+    """The directory of the tool's binaries when PATH already has them at the pinned version."""
+    dirs = set()
+    for binary in tool.binaries:
+        found = shutil.which(binary)
+        if not found or Path(found).resolve().is_relative_to(bin_dir().resolve()):
+            return None
+        try:
+            out = subprocess.run([found, *tool.version_args], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if tool.version not in out.stdout + out.stderr:
+            return None
+        dirs.add(Path(found).parent)
+    return dirs.pop() if len(dirs) == 1 else None
+
+
 def ensure(name: str) -> Path:
-    """Build (once) and link the named tool; return the directory holding its binaries."""
+    """Build (once) and link the named tool; return the directory holding its binaries.
+
+    A tool already on PATH at the pinned version (outside .tools/bin) is linked
+    instead of built.
+    """
     try:
         tool = TOOLS[name]
     except KeyError:
         raise ToolchainError(f"unknown tool {name!r}; known: {', '.join(TOOLS)}") from None
     dest = tool_dir(tool)
+    if not _is_built(tool) and (found := _on_path_at_version(tool)) is not None:
+        _log(f"{tool.name} v{tool.version}: using {found} from PATH")
+        _link(tool, found)
+        return found
     if not _is_built(tool):
         with _locked(cache_root() / f".{tool.name}.lock"):
             if not _is_built(tool):
@@ -284,17 +329,21 @@ def ensure(name: str) -> Path:
                     _build_pip(tool)
                 (dest / ".complete").write_text(f"{time.monotonic() - started:.1f}\n")
                 _log(f"{tool.name} v{tool.version}: ready in {dest}")
+    _link(tool, dest / "bin")
+    return dest / "bin"
+
+
+def _link(tool: Tool, source_dir: Path) -> None:
     links = bin_dir()
     links.mkdir(parents=True, exist_ok=True)
     for binary in tool.binaries:
         link = links / binary
-        target = dest / "bin" / binary
+        target = source_dir / binary
         if link.is_symlink() and os.readlink(link) == str(target):
             continue
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target)
-    return dest / "bin"
 
 
 def binary(name: str) -> Path:

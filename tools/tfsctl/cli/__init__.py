@@ -9,6 +9,7 @@ library function; the library never prints.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 from typing import Any
@@ -18,26 +19,31 @@ import click
 from tfsctl import __version__
 from tfsctl.errors import ExitStatus, ToolkitError
 
-# command name -> "module:attribute" of a click command or group.
-COMMANDS: dict[str, str] = {
-    "cluster": "tfsctl.cli.cluster:cluster",
-    "deploy": "tfsctl.cli.release:deploy",
-    "history": "tfsctl.cli.release:history",
-    "loadtest": "tfsctl.cli.loadtest:loadtest",
-    "metadata": "tfsctl.cli.protocol:metadata",
-    "model-status": "tfsctl.cli.protocol:model_status",
-    "models": "tfsctl.cli.models:models",
-    "predict": "tfsctl.cli.protocol:predict",
-    "promote": "tfsctl.cli.release:promote",
-    "reload-config": "tfsctl.cli.protocol:reload_config",
-    "rollback": "tfsctl.cli.release:rollback",
-    "scale": "tfsctl.cli.release:scale",
-    "serve": "tfsctl.cli.serve:serve",
-    "status": "tfsctl.cli.release:status",
-    "toolchain": "tfsctl.cli.toolchain:toolchain",
-    "upload": "tfsctl.cli.models:upload",
-    "validate": "tfsctl.cli.release:validate",
-    "verify-autoscaling": "tfsctl.cli.loadtest:verify_autoscaling",
+# command name -> ("module:attribute" of a click command or group, one-line help).
+# The help lives here so `tfsctl --help` lists commands without importing them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cluster": ("tfsctl.cli.cluster:cluster", "Start, stop and inspect the local Kubernetes cluster."),
+    "demo": ("tfsctl.cli.demo:demo", "Run the main job end to end on the local cluster."),
+    "deploy": ("tfsctl.cli.release:deploy", "Install or upgrade a release from values files."),
+    "history": ("tfsctl.cli.release:history", "Show a release's promotions and Helm revisions."),
+    "loadtest": ("tfsctl.cli.loadtest:loadtest", "Run a Locust load test against a model endpoint."),
+    "metadata": ("tfsctl.cli.protocol:metadata", "Show a model's signature metadata."),
+    "model-status": ("tfsctl.cli.protocol:model_status", "Show the state of a model's versions."),
+    "models": ("tfsctl.cli.models:models", "Generate, validate and list model repositories."),
+    "predict": ("tfsctl.cli.protocol:predict", "Send a predict request over REST or gRPC."),
+    "promote": ("tfsctl.cli.release:promote", "Move a version label to a version on every replica."),
+    "reload-config": ("tfsctl.cli.protocol:reload_config", "Push a model config to a server."),
+    "rollback": ("tfsctl.cli.release:rollback", "Put a version label back to its previous version."),
+    "scale": ("tfsctl.cli.release:scale", "Set a release's replicas (or its HPA bounds)."),
+    "serve": ("tfsctl.cli.serve:serve", "Serve SavedModels: a drop-in for tensorflow_model_server."),
+    "status": ("tfsctl.cli.release:status", "Which versions and labels every replica serves."),
+    "toolchain": ("tfsctl.cli.toolchain:toolchain", "Build and list the pinned upstream tools."),
+    "upload": ("tfsctl.cli.models:upload", "Publish a SavedModel as a new version, atomically."),
+    "validate": ("tfsctl.cli.release:validate", "Validate values files, model repositories, configs."),
+    "verify-autoscaling": (
+        "tfsctl.cli.loadtest:verify_autoscaling",
+        "Load a release and verify its HPA scales out and in.",
+    ),
 }
 
 
@@ -49,18 +55,24 @@ class LazyGroup(click.Group):
 
     @staticmethod
     def _available(name: str) -> bool:
-        module = COMMANDS[name].split(":")[0]
+        module = COMMANDS[name][0].split(":")[0]
         return importlib.util.find_spec(module) is not None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None or not self._available(cmd_name):
+        entry = COMMANDS.get(cmd_name)
+        if entry is None or not self._available(cmd_name):
             return None
-        module_name, attr = target.split(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        module_name, attr = entry[0].split(":")
+        command = getattr(importlib.import_module(module_name), attr, None)
         if not isinstance(command, click.Command):
-            raise TypeError(f"{target} is not a click command")
+            raise ToolkitError(f"command {cmd_name!r} is not available in this build ({entry[0]} missing)")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,94 @@
+"""The pinned-tool builder: cache layout, PATH reuse and its error messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfsctl import toolchain as tc
+
+
+def test_cache_root_honours_tfsctl_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "c"))
+    assert tc.cache_root() == tmp_path / "c"
+    assert tc.tool_dir(tc.TOOLS["helm"]) == tmp_path / "c" / "helm" / tc.TOOLS["helm"].version
+
+
+def test_cache_root_defaults_to_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TFSCTL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tc.cache_root() == tmp_path / "tfsctl"
+
+
+def test_every_tool_is_pinned_to_an_exact_version() -> None:
+    for tool in tc.TOOLS.values():
+        parts = tool.version.split(".")
+        assert len(parts) == 3 and all(p.isdigit() for p in parts), tool
+
+
+def test_kubernetes_is_built_with_its_staging_modules_at_the_matching_version() -> None:
+    k8s = tc.TOOLS["kubernetes"]
+    assert isinstance(k8s, tc.GoTool)
+    assert k8s.staging_version == "0." + tc.KUBERNETES_VERSION.split(".", 1)[1]
+    assert f"-X k8s.io/component-base/version.gitVersion=v{tc.KUBERNETES_VERSION}" in k8s.ldflags
+
+
+def test_helm_reports_the_pinned_version_and_kubernetes_capabilities() -> None:
+    helm = tc.binary("helm")
+    out = subprocess.run([str(helm), "version", "--template", "{{.Version}}"], capture_output=True, text=True)
+    assert out.stdout.strip() == "v" + tc.TOOLS["helm"].version
+    # helm must default to the pinned Kubernetes minor so kubeVersion constraints render offline.
+    chart = Path(__file__).parent / "_kubeversion_chart"
+    rendered = subprocess.run([str(helm), "template", "x", str(chart)], capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kube: v1." + tc.KUBERNETES_VERSION.split(".")[1] + "." in rendered.stdout
+
+
+def test_unknown_tool_is_rejected_with_the_known_names() -> None:
+    with pytest.raises(tc.ToolchainError, match=r"unknown tool 'nope'; known: uv, helm"):
+        tc.ensure("nope")
+
+
+def test_missing_go_toolchain_says_how_to_get_it(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/nonexistent",
+        "TFSCTL_CACHE": str(tmp_path / "cache"),
+        "TFSCTL_BIN_DIR": str(tmp_path / "bin"),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfsctl.toolchain", "ensure", "helm-docs"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("toolchain: error: the Go toolchain is needed")
+    assert "install Go" in proc.stderr
+    assert not (tmp_path / "cache" / "helm-docs" / tc.TOOLS["helm-docs"].version / ".complete").exists()
+
+
+def test_a_tool_already_on_path_at_the_pinned_version_is_linked_not_built(tmp_path: Path) -> None:
+    fake_dir = tmp_path / "path"
+    fake_dir.mkdir()
+    helm = tc.binary("helm")  # the real pinned helm, copied onto PATH as a user's install would be
+    (fake_dir / "helm").write_bytes(helm.read_bytes())
+    (fake_dir / "helm").chmod(0o755)
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{fake_dir}:{env['PATH']}",
+        TFSCTL_CACHE=str(tmp_path / "cache"),
+        TFSCTL_BIN_DIR=str(tmp_path / "bin"),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfsctl.toolchain", "ensure", "helm"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "using" in proc.stderr and str(fake_dir) in proc.stderr
+    assert os.readlink(tmp_path / "bin" / "helm") == str(fake_dir / "helm")
+    assert not (tmp_path / "cache" / "helm").exists()
