@@ -1,0 +1,527 @@
+"""A TF Serving client over REST and gRPC with one result shape for both.
+
+``ServingClient`` is synchronous, thread-safe and a context manager. REST uses
+``http.client`` with one keep-alive connection per thread; gRPC one channel. Every
+call takes a version number or a version label; an ``Authorization`` token (as
+PAI-EAS endpoints require) is sent on both transports and never logged. Server
+errors become ``tfsctl.errors`` exceptions carrying the server's message.
+
+Results are the REST JSON layout on both transports (status rows, metadata
+``{"model_spec", "metadata": {"signature_def"}}``, ``predictions``/``outputs``,
+classify/regress ``results``); gRPC predictions also carry the ``model_spec`` that
+answered, which REST does not report.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tfsctl.errors import (
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    Timeout,
+    ToolkitError,
+    Unavailable,
+    VersionNotAvailable,
+)
+from tfsctl.serving import tensors
+from tfsctl.serving.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["rest", "grpc"]
+
+# google.rpc / tensorflow.error code numbers (grpc.StatusCode values share them).
+_CODE_NAMES = {
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
+}
+_HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ABORTED", 401: "UNAUTHENTICATED"}
+_HTTP_TO_CODE |= {403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED"}
+_HTTP_TO_CODE |= {501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED", 500: "INTERNAL"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model server listens. ``token`` is sent as the ``Authorization`` header."""
+
+    host: str
+    grpc_port: int = 8500
+    rest_port: int = 8501
+    token: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self._host}:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self._host}:{self.grpc_port}"
+
+    @property
+    def _host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One row of GetModelStatus."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+def error_for(code: str, message: str, where: str = "") -> ToolkitError:
+    """The ``tfsctl.errors`` exception for a TF Serving status code and message."""
+    text = f"{where}: {message}" if where else message
+    if code == "NOT_FOUND":
+        if "Servable not found" in message or "Could not find any versions of model" in message:
+            return ModelNotFound(text)
+        return NotFound(text)
+    if "Unrecognized servable version label" in message:
+        return NotFound(text)
+    if "not currently available" in message or "Servable not available" in message:
+        return VersionNotAvailable(text)
+    if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"):
+        return InvalidInput(text)
+    if code == "UNAVAILABLE":
+        return Unavailable(text)
+    if code == "DEADLINE_EXCEEDED":
+        return Timeout(text)
+    return ToolkitError(f"{text} ({code})")
+
+
+class ServingClient:
+    """Talks to one TF Serving endpoint (``tensorflow_model_server`` or ``tfsctl serve``)."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._channel: Any = None
+        self._stubs: dict[str, Any] = {}
+        self._connections: list[http.client.HTTPConnection] = []
+        self._signatures: dict[tuple[str, int | None, str | None, str], dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> ServingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+                self._stubs.clear()
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ API
+    def model_status(
+        self, model: str, version: int | None = None, label: str | None = None, transport: Transport = "grpc"
+    ) -> list[VersionStatus]:
+        """Status of every version (or of one version or label) of ``model``."""
+        if transport == "rest":
+            body = self._rest("GET", self._path(model, version, label))
+            rows = body.get("model_version_status", [])
+            return [
+                VersionStatus(
+                    int(r.get("version", 0)),
+                    str(r.get("state", "UNKNOWN")),
+                    str(r.get("status", {}).get("error_code", "OK")),
+                    str(r.get("status", {}).get("error_message", "")),
+                )
+                for r in rows
+            ]
+        from tfsctl.serving.protos import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, model, version, label)
+        response = self._grpc("model", "GetModelStatus", request, model)
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [
+            VersionStatus(
+                int(s.version),
+                str(state_name(s.state)),
+                _CODE_NAMES.get(int(s.status.error_code), str(s.status.error_code)),
+                s.status.error_message,
+            )
+            for s in response.model_version_status
+        ]
+
+    def metadata(
+        self, model: str, version: int | None = None, label: str | None = None, transport: Transport = "grpc"
+    ) -> dict[str, Any]:
+        """``{"model_spec": {...}, "metadata": {"signature_def": {...}}}`` as TF Serving's REST API."""
+        if transport == "rest":
+            return dict(self._rest("GET", self._path(model, version, label) + "/metadata"))
+        from google.protobuf import json_format
+
+        from tfsctl.serving.protos import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._spec(request.model_spec, model, version, label)
+        request.metadata_field.append("signature_def")
+        response = self._grpc("prediction", "GetModelMetadata", request, model)
+        sigmap = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(sigmap)
+        options = {"preserving_proto_field_name": True}
+        spec = json_format.MessageToDict(response.model_spec, **options)
+        spec.setdefault("signature_name", "")
+        sigs = json_format.MessageToDict(sigmap, **options)
+        return {"model_spec": spec, "metadata": {"signature_def": sigs}}
+
+    def predict(
+        self,
+        model: str,
+        inputs: Any,
+        version: int | None = None,
+        label: str | None = None,
+        signature: str = "serving_default",
+        transport: Transport = "rest",
+        columnar: bool = False,
+    ) -> dict[str, Any]:
+        """Predict. ``inputs``: rows (a list; or ``{name: rows}``) or, with ``columnar``, tensors.
+
+        Returns ``{"predictions": rows}`` (row format) or ``{"outputs": ...}`` (columnar).
+        """
+        if transport == "rest":
+            body: dict[str, Any] = {"signature_name": signature}
+            if columnar:
+                body["inputs"] = _jsonable(inputs)
+            else:
+                body["instances"] = _instances(inputs)
+            return dict(self._rest("POST", self._path(model, version, label) + ":predict", body))
+        from tfsctl.serving.protos import predict_pb2
+
+        sig = self._signature(model, version, label, signature)
+        named = _named_inputs(inputs, sig, columnar)
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, version, label, signature)
+        for name, value in named.items():
+            dtype = sig["inputs"].get(name, {}).get("dtype")
+            dtype_enum = _dtype_enum(dtype) if dtype else None
+            request.inputs[name].CopyFrom(tensors.to_tensor_proto(value, dtype_enum, name=name))
+        response = self._grpc("prediction", "Predict", request, model)
+        outputs = {k: tensors.from_tensor_proto(v) for k, v in response.outputs.items()}
+        spec = {"name": response.model_spec.name, "signature_name": response.model_spec.signature_name}
+        if response.model_spec.HasField("version"):
+            spec["version"] = str(response.model_spec.version.value)
+        if columnar:
+            return {"outputs": tensors.columns_json(outputs), "model_spec": spec}
+        return {"predictions": tensors.rows_json(outputs), "model_spec": spec}
+
+    def classify(
+        self,
+        model: str,
+        examples: Sequence[Mapping[str, Any]],
+        version: int | None = None,
+        label: str | None = None,
+        signature: str = "serving_default",
+        transport: Transport = "rest",
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Classify tf.Examples given as ``{feature: value(s)}``; ``{"results": [[[class, score]...]]}``."""
+        if transport == "rest":
+            body = _example_body(examples, signature, context)
+            return dict(self._rest("POST", self._path(model, version, label) + ":classify", body))
+        from tfsctl.serving.protos import classification_pb2
+
+        request = classification_pb2.ClassificationRequest()
+        self._spec(request.model_spec, model, version, label, signature)
+        _fill_input(request.input, examples, context)
+        response = self._grpc("prediction", "Classify", request, model)
+        results = [
+            [[c.label, float(str(np.float32(c.score)))] for c in cls.classes]
+            for cls in response.result.classifications
+        ]
+        return {"results": results}
+
+    def regress(
+        self,
+        model: str,
+        examples: Sequence[Mapping[str, Any]],
+        version: int | None = None,
+        label: str | None = None,
+        signature: str = "serving_default",
+        transport: Transport = "rest",
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Regress tf.Examples given as ``{feature: value(s)}``; ``{"results": [value, ...]}``."""
+        if transport == "rest":
+            body = _example_body(examples, signature, context)
+            return dict(self._rest("POST", self._path(model, version, label) + ":regress", body))
+        from tfsctl.serving.protos import regression_pb2
+
+        request = regression_pb2.RegressionRequest()
+        self._spec(request.model_spec, model, version, label, signature)
+        _fill_input(request.input, examples, context)
+        response = self._grpc("prediction", "Regress", request, model)
+        return {"results": [float(str(np.float32(r.value))) for r in response.result.regressions]}
+
+    def reload_config(self, config: ServerConfig) -> None:
+        """Replace the server's whole model config (gRPC ``HandleReloadConfigRequest``)."""
+        from tfsctl.serving.protos import model_management_pb2
+
+        request = model_management_pb2.ReloadConfigRequest()
+        request.config.CopyFrom(config.to_proto())
+        response = self._grpc("model", "HandleReloadConfigRequest", request, "reload config")
+        code = int(response.status.error_code)
+        if code != 0:
+            raise error_for(
+                _CODE_NAMES.get(code, str(code)), response.status.error_message, "HandleReloadConfigRequest"
+            )
+        with self._lock:
+            self._signatures.clear()
+
+    # ------------------------------------------------------------------ REST
+    def _path(self, model: str, version: int | None, label: str | None) -> str:
+        if version is not None and label is not None:
+            raise InvalidInput("give a version or a label, not both")
+        path = "/v1/models/" + urllib.parse.quote(model, safe="")
+        if version is not None:
+            path += f"/versions/{int(version)}"
+        elif label is not None:
+            path += "/labels/" + urllib.parse.quote(label, safe="")
+        return path
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            host = self.endpoint.host
+            port = self.endpoint.rest_port
+            if self.endpoint.tls:
+                context = ssl.create_default_context(cafile=self.endpoint.ca_file)
+                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _rest(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if self.endpoint.token:
+            headers["Authorization"] = self.endpoint.token
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        where = f"{method} {self.endpoint.rest_url}{path}"
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except TimeoutError as exc:
+                self._drop_connection()
+                raise Timeout(f"{where}: no answer within {self.timeout:g}s") from exc
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                # A kept-alive connection the server has closed: retry once on a fresh one.
+                self._drop_connection()
+                if attempt == 2:
+                    raise Unavailable(f"{where}: connection closed by server: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection()
+                raise Unavailable(f"{where}: cannot reach {self.endpoint.rest_url}: {exc}") from exc
+        try:
+            data = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            data = {"error": raw.decode(errors="replace").strip()}
+        if response.status != 200:
+            message = data.get("error", "") if isinstance(data, dict) else str(data)
+            code = _HTTP_TO_CODE.get(response.status, "UNKNOWN")
+            raise error_for(code, str(message) or f"HTTP {response.status}", where)
+        return data
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ------------------------------------------------------------------ gRPC
+    def _stub(self, service: str) -> Any:
+        with self._lock:
+            if self._channel is None:
+                import grpc
+
+                options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+                if self.endpoint.tls:
+                    root = None
+                    if self.endpoint.ca_file:
+                        with open(self.endpoint.ca_file, "rb") as fh:
+                            root = fh.read()
+                    creds = grpc.ssl_channel_credentials(root_certificates=root)
+                    self._channel = grpc.secure_channel(self.endpoint.grpc_target, creds, options)
+                else:
+                    self._channel = grpc.insecure_channel(self.endpoint.grpc_target, options)
+            if service not in self._stubs:
+                from tfsctl.serving.protos import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+                if service == "model":
+                    self._stubs[service] = model_service_pb2_grpc.ModelServiceStub(self._channel)
+                else:
+                    self._stubs[service] = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+            return self._stubs[service]
+
+    def _grpc(self, service: str, method: str, request: Any, what: str) -> Any:
+        import grpc
+
+        metadata = [("authorization", self.endpoint.token)] if self.endpoint.token else None
+        where = f"gRPC {method} {self.endpoint.grpc_target}"
+        try:
+            return getattr(self._stub(service), method)(request, timeout=self.timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            name = code.name if code is not None else "UNKNOWN"
+            if name == "UNAVAILABLE" and ("connect" in (details or "").lower()):
+                raise Unavailable(f"{where}: cannot reach {self.endpoint.grpc_target}: {details}") from exc
+            if name == "DEADLINE_EXCEEDED":
+                raise Timeout(f"{where}: no answer within {self.timeout:g}s") from exc
+            raise error_for(name, details or "", where) from exc
+
+    def _spec(
+        self, spec: Any, model: str, version: int | None, label: str | None, signature: str | None = None
+    ) -> None:
+        if version is not None and label is not None:
+            raise InvalidInput("give a version or a label, not both")
+        spec.name = model
+        if version is not None:
+            spec.version.value = int(version)
+        if label is not None:
+            spec.version_label = label
+        if signature:
+            spec.signature_name = signature
+
+    def _signature(self, model: str, version: int | None, label: str | None, name: str) -> dict[str, Any]:
+        key = (model, version, label, name)
+        with self._lock:
+            cached = self._signatures.get(key)
+        if cached is not None:
+            return cached
+        sigs = self.metadata(model, version, label, "grpc")["metadata"]["signature_def"]
+        sigdef = sigs.get("signature_def", {}).get(name or "serving_default")
+        if sigdef is None:
+            # Let the server produce its own error for an unknown signature.
+            sigdef = {"inputs": {}, "outputs": {}}
+        with self._lock:
+            self._signatures[key] = sigdef
+        return dict(sigdef)
+
+
+def _dtype_enum(name: str) -> int | None:
+    from tfsctl.serving.protos import types_pb2
+
+    try:
+        return int(types_pb2.DataType.Value(name))
+    except ValueError:
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return tensors.to_json_value(value)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return {"b64": __import__("base64").b64encode(value).decode()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _instances(inputs: Any) -> list[Any]:
+    """Row-format instances from a list of rows or a ``{name: rows}`` mapping."""
+    if isinstance(inputs, Mapping):
+        columns = {k: _jsonable(v) for k, v in inputs.items()}
+        sizes = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+        if len(sizes) != 1 or -1 in sizes:
+            raise InvalidInput("predict inputs: every named input needs the same number of rows")
+        return [{k: v[i] for k, v in columns.items()} for i in range(sizes.pop())]
+    rows = _jsonable(inputs)
+    if not isinstance(rows, list):
+        raise InvalidInput("predict inputs: row format needs a list of instances")
+    return rows
+
+
+def _named_inputs(inputs: Any, sig: Mapping[str, Any], columnar: bool) -> dict[str, Any]:
+    """``{input name: tensor value}`` for a gRPC PredictRequest."""
+    names = sorted(sig.get("inputs", {}))
+    if isinstance(inputs, Mapping):
+        return {k: _jsonable(v) for k, v in inputs.items()}
+    rows = _jsonable(inputs)
+    if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows) and not columnar:
+        keys = set(rows[0])
+        return {k: [r[k] for r in rows] for k in keys}
+    if len(names) != 1:
+        raise InvalidInput(
+            f"predict inputs: the signature has inputs {names}; pass a mapping of input name to values"
+        )
+    return {names[0]: rows}
+
+
+def _example_body(
+    examples: Sequence[Mapping[str, Any]], signature: str, context: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"signature_name": signature, "examples": [_jsonable(dict(e)) for e in examples]}
+    if context:
+        body["context"] = _jsonable(dict(context))
+    return body
+
+
+def _fill_input(
+    message: Any, examples: Sequence[Mapping[str, Any]], context: Mapping[str, Any] | None
+) -> None:
+    from tfsctl.serving.examples import to_example
+
+    if context:
+        target = message.example_list_with_context
+        target.context.CopyFrom(to_example(context))
+        for example in examples:
+            target.examples.add().CopyFrom(to_example(example))
+    else:
+        for example in examples:
+            message.example_list.examples.add().CopyFrom(to_example(example))
