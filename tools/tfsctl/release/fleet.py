@@ -1,0 +1,111 @@
+"""Fleet consistency (pure): which replicas disagree with the desired model config.
+
+Observations come from GetModelStatus on every replica (by version and by
+label); the desired side is the persisted config. ``status`` shows the
+disagreements, ``promote`` refuses to start on a fleet that already disagrees.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tfsctl.release.plan import ModelState
+
+AVAILABLE = "AVAILABLE"
+
+
+@dataclass(frozen=True)
+class ModelObservation:
+    """One model on one replica: version -> state, label -> resolved version (None: unresolved)."""
+
+    versions: Mapping[int, str] = field(default_factory=dict)
+    labels: Mapping[str, int | None] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def available(self) -> frozenset[int]:
+        return frozenset(v for v, s in self.versions.items() if s == AVAILABLE)
+
+
+@dataclass(frozen=True)
+class ReplicaObservation:
+    """What one replica (pod or endpoint) reports."""
+
+    name: str
+    address: str
+    ready: bool = True
+    node: str | None = None
+    models: Mapping[str, ModelObservation] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The desired state of one model: its config state and served set (None if not knowable)."""
+
+    state: ModelState
+    served: frozenset[int] | None
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    replica: str
+    model: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.replica}" + (f" {self.model}" if self.model else "")
+        return f"{where}: {self.message}"
+
+
+def _vs(versions: frozenset[int]) -> str:
+    return ", ".join(map(str, sorted(versions))) or "none"
+
+
+def evaluate_fleet(
+    desired: Mapping[str, Desired], replicas: Sequence[ReplicaObservation]
+) -> list[Disagreement]:
+    """Every way each replica differs from ``desired``; empty when the fleet is consistent."""
+    out: list[Disagreement] = []
+    # Where the served set is not knowable from the config (latest/all), the majority decides.
+    majority: dict[str, frozenset[int]] = {}
+    for model, want in desired.items():
+        if want.served is None:
+            sets = Counter(
+                r.models[model].available for r in replicas if r.error is None and model in r.models
+            )
+            if sets:
+                majority[model] = sets.most_common(1)[0][0]
+    for replica in replicas:
+        if replica.error is not None:
+            out.append(Disagreement(replica.name, None, f"unreachable: {replica.error}"))
+            continue
+        if not replica.ready:
+            out.append(Disagreement(replica.name, None, "not ready"))
+        for model, want in desired.items():
+            seen = replica.models.get(model)
+            if seen is None or (seen.error is not None and not seen.versions):
+                reason = seen.error if seen is not None and seen.error else "model not loaded"
+                out.append(Disagreement(replica.name, model, reason))
+                continue
+            served = want.served if want.served is not None else majority.get(model)
+            if served is not None:
+                missing = served - seen.available
+                extra = seen.available - served
+                for v in sorted(missing):
+                    state = seen.versions.get(v, "absent")
+                    out.append(Disagreement(replica.name, model, f"version {v} is {state}, want {AVAILABLE}"))
+                if extra:
+                    out.append(
+                        Disagreement(
+                            replica.name, model, f"serves version(s) {_vs(extra)} the config retires"
+                        )
+                    )
+            for label, version in sorted(want.state.labels.items()):
+                got = seen.labels.get(label)
+                if got != version:
+                    shown = "unresolved" if got is None else str(got)
+                    out.append(Disagreement(replica.name, model, f"label {label} -> {shown}, want {version}"))
+    return out
