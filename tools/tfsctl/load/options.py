@@ -1,0 +1,226 @@
+"""The locustfile's knobs: Locust command-line options with environment fallbacks (pure).
+
+One table serves three callers: the locustfile registers it on Locust's parser
+(``@events.init_command_line_parser``), ``tfsctl loadtest`` turns a
+``LoadSettings`` into the same command line (so the library run and
+``locust -f`` parse identically), and the distributed manifests pass the
+settings to master and workers as ``TFSCTL_LOAD_*`` environment variables.
+The token is a secret: it travels through the environment (or a Secret in the
+cluster), never on a command line that ``ps`` shows, and the web UI masks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfsctl.load import shapes, thresholds
+
+TRANSPORTS = ("rest", "grpc")
+
+
+@dataclass(frozen=True)
+class Knob:
+    flag: str
+    env: str
+    help: str
+    default: Any = None
+    type: Any = str
+    choices: tuple[str, ...] | None = None
+    secret: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("--model", "TFSCTL_LOAD_MODEL", "Model name to load.", "fashion"),
+    Knob("--model-version", "TFSCTL_LOAD_VERSION", "Model version (default: the server's default).", ""),
+    Knob("--model-label", "TFSCTL_LOAD_LABEL", "Model version label, e.g. stable.", ""),
+    Knob("--signature", "TFSCTL_LOAD_SIGNATURE", "Signature name.", "serving_default"),
+    Knob("--transport", "TFSCTL_LOAD_TRANSPORT", "User type: rest or grpc.", "rest", choices=TRANSPORTS),
+    Knob(
+        "--grpc-target",
+        "TFSCTL_LOAD_GRPC_TARGET",
+        "host:port of the gRPC API (default: the --host's host, port 8500).",
+        "",
+    ),
+    Knob("--token", "TFSCTL_LOAD_TOKEN", "Bearer token sent as the Authorization header.", "", secret=True),
+    Knob(
+        "--request-file",
+        "TFSCTL_LOAD_REQUEST_FILE",
+        "JSON REST predict body to send (default: built from the model's /metadata signature).",
+        "",
+    ),
+    Knob("--batch-size", "TFSCTL_LOAD_BATCH_SIZE", "Rows per generated request.", 1, type=int),
+    Knob(
+        "--reconnect-every",
+        "TFSCTL_LOAD_RECONNECT_EVERY",
+        "Open a new connection (REST) or channel (gRPC) every N requests; 0 keeps one per user.",
+        0,
+        type=int,
+    ),
+    Knob(
+        "--user-rps",
+        "TFSCTL_LOAD_USER_RPS",
+        "Requests per second per user (constant throughput); 0 sends back to back.",
+        0.0,
+        type=float,
+    ),
+    Knob("--request-timeout", "TFSCTL_LOAD_REQUEST_TIMEOUT", "Seconds per request.", 10.0, type=float),
+    Knob("--shape", "TFSCTL_LOAD_SHAPE", "Load shape.", "constant", choices=shapes.SHAPES),
+    Knob(
+        "--shape-params",
+        "TFSCTL_LOAD_SHAPE_PARAMS",
+        "Shape parameters k=v,k=v (step: steps; spike: spike_users, spike_at, spike_for; soak: ramp).",
+        "",
+    ),
+    Knob(
+        "--max-failure-ratio",
+        "TFSCTL_LOAD_MAX_FAILURE_RATIO",
+        "Fail the run above this failure ratio.",
+        thresholds.DEFAULT_MAX_FAILURE_RATIO,
+        type=float,
+    ),
+    Knob(
+        "--p95-ms",
+        "TFSCTL_LOAD_P95_MS",
+        "Fail above this p95 (ms); 0 disables.",
+        thresholds.DEFAULT_P95_MS,
+        float,
+    ),
+    Knob(
+        "--p99-ms",
+        "TFSCTL_LOAD_P99_MS",
+        "Fail above this p99 (ms); 0 disables.",
+        thresholds.DEFAULT_P99_MS,
+        float,
+    ),
+)
+
+
+def register(parser: Any) -> None:
+    """Add the knobs to Locust's argument parser (a ``LocustArgumentParser``)."""
+    group = parser.add_argument_group("tfsctl", "TF Serving target, payload, shape and thresholds")
+    for knob in KNOBS:
+        kwargs: dict[str, Any] = {
+            "type": knob.type,
+            "default": knob.default,
+            "env_var": knob.env,
+            "help": knob.help,
+        }
+        if knob.choices:
+            kwargs["choices"] = knob.choices
+        if knob.secret:
+            kwargs["is_secret"] = True
+        group.add_argument(knob.flag, **kwargs)
+
+
+def limits_from(options: Any) -> thresholds.Thresholds:
+    """``Thresholds`` from parsed options (0 disables a latency limit)."""
+    return thresholds.Thresholds(
+        max_failure_ratio=float(options.max_failure_ratio),
+        p95_ms=float(options.p95_ms) or None,
+        p99_ms=float(options.p99_ms) or None,
+    )
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything a run needs; ``to_argv``/``to_env`` feed Locust's parser or a pod's environment."""
+
+    host: str
+    model: str = "fashion"
+    version: int | None = None
+    label: str | None = None
+    transport: str = "rest"
+    grpc_target: str = ""
+    token: str | None = field(default=None, repr=False)
+    request_file: str = ""
+    batch_size: int = 1
+    reconnect_every: int = 0
+    user_rps: float = 0.0
+    signature: str = "serving_default"
+    shape: str = "constant"
+    shape_params: str = ""
+    users: int = 4
+    spawn_rate: float | None = None
+    duration: float = 10.0
+    limits: thresholds.Thresholds = field(default_factory=thresholds.Thresholds)
+
+    def knob_values(self) -> dict[str, str]:
+        """Knob flag -> value for every knob that differs from empty (the token excluded)."""
+        values = {
+            "--model": self.model,
+            "--model-version": "" if self.version is None else str(self.version),
+            "--model-label": self.label or "",
+            "--signature": self.signature,
+            "--transport": self.transport,
+            "--grpc-target": self.grpc_target,
+            "--request-file": self.request_file,
+            "--batch-size": str(self.batch_size),
+            "--reconnect-every": str(self.reconnect_every),
+            "--user-rps": repr(self.user_rps),
+            "--shape": self.shape,
+            "--shape-params": self.shape_params,
+            "--max-failure-ratio": repr(self.limits.max_failure_ratio),
+            "--p95-ms": repr(self.limits.p95_ms or 0.0),
+            "--p99-ms": repr(self.limits.p99_ms or 0.0),
+        }
+        return {k: v for k, v in values.items() if v != ""}
+
+    def common_argv(self) -> list[str]:
+        argv = ["--host", self.host, "--users", str(self.users), "--run-time", f"{self.duration:g}s"]
+        if self.spawn_rate is not None:
+            argv += ["--spawn-rate", f"{self.spawn_rate:g}"]
+        return argv
+
+    def to_argv(self) -> list[str]:
+        """Locust command-line arguments (headless); the token is not included (see ``to_env``)."""
+        argv = ["--headless", *self.common_argv()]
+        for flag, value in self.knob_values().items():
+            argv += [flag, value]
+        return argv
+
+    def to_env(self) -> dict[str, str]:
+        """The knobs as ``TFSCTL_LOAD_*`` variables (token included: put it in a Secret)."""
+        by_flag = {k.flag: k for k in KNOBS}
+        env = {by_flag[flag].env: value for flag, value in self.knob_values().items()}
+        if self.token:
+            env["TFSCTL_LOAD_TOKEN"] = self.token
+        return env
+
+    def token_env(self) -> Mapping[str, str]:
+        return {"TFSCTL_LOAD_TOKEN": self.token} if self.token else {}
+
+    def build_shape(self) -> shapes.Shape:
+        return shapes.build(
+            self.shape,
+            users=self.users,
+            duration=self.duration,
+            spawn_rate=self.spawn_rate,
+            params=self.shape_params,
+        )
+
+
+def request_name(
+    model: str, version: int | str | None = None, label: str | None = None, method: str = "predict"
+) -> str:
+    """``predict:fashion@stable``, ``predict:fashion/2`` or ``predict:fashion``."""
+    if label:
+        return f"{method}:{model}@{label}"
+    if version not in (None, ""):
+        return f"{method}:{model}/{version}"
+    return f"{method}:{model}"
+
+
+def rest_path(model: str, version: int | str | None = None, label: str | None = None, verb: str = "") -> str:
+    """``/v1/models/m[/versions/v|/labels/l][:verb]``."""
+    path = f"/v1/models/{model}"
+    if label:
+        path += f"/labels/{label}"
+    elif version not in (None, ""):
+        path += f"/versions/{version}"
+    return path + (f":{verb}" if verb else "")
