@@ -1,0 +1,188 @@
+{{/* Fails with one line naming the values to change when a cross-field rule (one the schema cannot express) is broken. */}}
+{{- define "tensorflow-serving.validateValues" -}}
+{{- $v := .Values }}
+{{- $s := $v.server }}
+{{- $errors := list }}
+
+{{- /* models */}}
+{{- if and $v.model.name $v.models }}
+{{- $errors = append $errors (printf "model.name (%s) and models are both set: use model.name for one model or models for several, not both" $v.model.name) }}
+{{- end }}
+{{- $bp := $v.model.basePath }}
+{{- if and $bp (not (hasPrefix "/" $bp)) (not (contains "://" $bp)) }}
+{{- $errors = append $errors (printf "model.basePath (%s) must be an absolute path or a URL such as gs://bucket/model" $bp) }}
+{{- end }}
+{{- range $name, $spec := $v.models }}
+{{- $spec = $spec | default dict }}
+{{- $bp := $spec.basePath | default "" }}
+{{- if and $bp (not (hasPrefix "/" $bp)) (not (contains "://" $bp)) }}
+{{- $errors = append $errors (printf "models.%s.basePath (%s) must be an absolute path or a URL such as gs://bucket/model" $name $bp) }}
+{{- end }}
+{{- $policy := $spec.versionPolicy | default dict }}
+{{- range $label, $version := $spec.versionLabels }}
+{{- if not (regexMatch "^[a-zA-Z0-9_]+$" $label) }}
+{{- $errors = append $errors (printf "models.%s.versionLabels: label name %q is rejected by TF Serving (allowed: [a-zA-Z0-9_]+)" $name $label) }}
+{{- end }}
+{{- if hasKey $policy "specific" }}
+{{- $versions := list }}
+{{- range $policy.specific.versions }}{{ $versions = append $versions (int64 .) }}{{ end }}
+{{- if not (has (int64 $version) $versions) }}
+{{- $errors = append $errors (printf "models.%s.versionLabels: label %s -> %d but version %d is not in models.%s.versionPolicy.specific.versions %v" $name $label (int64 $version) (int64 $version) $name $versions) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if hasKey $policy "specific" }}
+{{- if ne (len ($policy.specific.versions | uniq)) (len $policy.specific.versions) }}
+{{- $errors = append $errors (printf "models.%s.versionPolicy.specific.versions has duplicates" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq (trimSuffix "/" $v.modelConfig.mountPath) (trimSuffix "/" $v.persistence.mountPath) }}
+{{- $errors = append $errors (printf "modelConfig.mountPath (%s) must differ from persistence.mountPath: the ConfigMap volume would hide the models" $v.modelConfig.mountPath) }}
+{{- end }}
+
+{{- /* ports */}}
+{{- if and $s.restEnabled (eq (int $s.grpcPort) (int $s.restPort)) }}
+{{- $errors = append $errors (printf "server.grpcPort and server.restPort are both %d: give each its own port" (int $s.grpcPort)) }}
+{{- end }}
+{{- $sg := include "tensorflow-serving.serviceGrpcPort" . | int }}
+{{- $sr := include "tensorflow-serving.serviceRestPort" . | int }}
+{{- if and $s.restEnabled (eq $sg $sr) }}
+{{- $errors = append $errors (printf "service.grpcPort and service.restPort both resolve to %d: give each its own port" $sg) }}
+{{- end }}
+{{- if and $v.service.nodePorts.grpc (eq (int $v.service.nodePorts.grpc) (int $v.service.nodePorts.rest)) }}
+{{- $errors = append $errors (printf "service.nodePorts.grpc and service.nodePorts.rest are both %d" (int $v.service.nodePorts.grpc)) }}
+{{- end }}
+{{- if and (eq $v.service.type "ClusterIP") (or $v.service.nodePorts.grpc $v.service.nodePorts.rest) }}
+{{- $errors = append $errors "service.nodePorts needs service.type NodePort or LoadBalancer (it is ClusterIP)" }}
+{{- end }}
+{{- if and (ne $v.service.type "LoadBalancer") (or $v.service.loadBalancerSourceRanges $v.service.loadBalancerClass) }}
+{{- $errors = append $errors (printf "service.loadBalancerSourceRanges/loadBalancerClass need service.type LoadBalancer (it is %s)" $v.service.type) }}
+{{- end }}
+{{- if and (eq $v.service.type "ClusterIP") $v.service.externalTrafficPolicy }}
+{{- $errors = append $errors "service.externalTrafficPolicy needs service.type NodePort or LoadBalancer (it is ClusterIP)" }}
+{{- end }}
+{{- if not $s.restEnabled }}
+{{- if $s.monitoring.enabled }}
+{{- $errors = append $errors "server.monitoring.enabled needs server.restEnabled: the Prometheus endpoint is served on the REST port" }}
+{{- end }}
+{{- if $v.ingress.enabled }}
+{{- $errors = append $errors "ingress.enabled routes to the REST port but server.restEnabled is false (use ingress.grpc for gRPC)" }}
+{{- end }}
+{{- if $v.probes.readiness.path }}
+{{- $errors = append $errors "probes.readiness.path is an HTTP path but server.restEnabled is false" }}
+{{- end }}
+{{- end }}
+
+{{- /* image and GPUs */}}
+{{- $gpus := int $v.gpu.count }}
+{{- if and (eq $v.image.flavor "gpu") (eq $gpus 0) }}
+{{- $errors = append $errors "image.flavor is gpu but gpu.count is 0: request GPUs or use image.flavor auto/cpu" }}
+{{- end }}
+{{- if and (eq $v.image.flavor "cpu") (gt $gpus 0) }}
+{{- $errors = append $errors (printf "image.flavor is cpu but gpu.count is %d: the CPU image cannot use GPUs (use image.flavor auto)" $gpus) }}
+{{- end }}
+{{- if and (contains "gpu" (toString $v.image.tag)) (eq $gpus 0) }}
+{{- $errors = append $errors (printf "image.tag (%s) is a GPU image but gpu.count is 0: set gpu.count or drop the GPU tag" $v.image.tag) }}
+{{- end }}
+{{- if and (not (contains "gpu" (toString $v.image.tag))) (gt $gpus 0) (eq $v.image.flavor "auto") (not $v.image.gpuTagSuffix) }}
+{{- $errors = append $errors "gpu.count > 0 needs image.gpuTagSuffix (or a GPU image.tag) so a GPU image runs" }}
+{{- end }}
+{{- $limits := ($v.resources | default dict).limits | default dict }}
+{{- $requests := ($v.resources | default dict).requests | default dict }}
+{{- if or (hasKey $limits $v.gpu.resourceName) (hasKey $requests $v.gpu.resourceName) }}
+{{- $errors = append $errors (printf "resources sets %s directly: use gpu.count so the GPU image is selected" $v.gpu.resourceName) }}
+{{- end }}
+
+{{- /* replicas and autoscaling */}}
+{{- $a := $v.autoscaling }}
+{{- if $a.enabled }}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
+{{- $errors = append $errors (printf "autoscaling.minReplicas (%d) > autoscaling.maxReplicas (%d)" (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- end }}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage $a.externalMetrics) }}
+{{- $errors = append $errors "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage or externalMetrics" }}
+{{- end }}
+{{- if and $a.targetCPUUtilizationPercentage (not (hasKey $requests "cpu")) }}
+{{- $errors = append $errors "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a share of requests)" }}
+{{- end }}
+{{- if and $a.targetMemoryUtilizationPercentage (not (hasKey $requests "memory")) }}
+{{- $errors = append $errors "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (utilization is a share of requests)" }}
+{{- end }}
+{{- end }}
+{{- range $i, $m := $a.externalMetrics }}
+{{- if and (not $m.targetAverageValue) (not $m.targetValue) }}
+{{- $errors = append $errors (printf "autoscaling.externalMetrics[%d] (%s) has no target: set targetAverageValue or targetValue" $i $m.name) }}
+{{- end }}
+{{- if and $m.targetAverageValue $m.targetValue }}
+{{- $errors = append $errors (printf "autoscaling.externalMetrics[%d] (%s) sets both targetAverageValue and targetValue: keep one" $i $m.name) }}
+{{- end }}
+{{- end }}
+{{- $pdb := $v.podDisruptionBudget }}
+{{- if and $pdb.enabled (ne (toString $pdb.minAvailable) "") (ne (toString $pdb.maxUnavailable) "") }}
+{{- $errors = append $errors "podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable are both set: keep one" }}
+{{- end }}
+{{- if and (eq (int $v.updateStrategy.maxSurge) 0) (eq (int $v.updateStrategy.maxUnavailable) 0) }}
+{{- $errors = append $errors "updateStrategy.maxSurge and updateStrategy.maxUnavailable are both 0: a rolling update could never progress" }}
+{{- end }}
+{{- if ge (int $v.preStop.sleepSeconds) (int $v.terminationGracePeriodSeconds) }}
+{{- $errors = append $errors (printf "preStop.sleepSeconds (%d) must be < terminationGracePeriodSeconds (%d) so the server gets SIGTERM in time" (int $v.preStop.sleepSeconds) (int $v.terminationGracePeriodSeconds)) }}
+{{- end }}
+
+{{- /* ECI */}}
+{{- if eq $v.eci.mode "ecs-only" }}
+{{- if $v.eci.useSpecs }}
+{{- $errors = append $errors "eci.useSpecs has no effect with eci.mode ecs-only: set eci.mode burst or eci-only" }}
+{{- end }}
+{{- if $v.eci.imageCache.enabled }}
+{{- $errors = append $errors "eci.imageCache.enabled has no effect with eci.mode ecs-only: set eci.mode burst or eci-only" }}
+{{- end }}
+{{- end }}
+
+{{- /* storage */}}
+{{- $p := $v.persistence }}
+{{- if $p.enabled }}
+{{- if and $p.existingClaim $p.pv.enabled }}
+{{- $errors = append $errors "persistence.existingClaim and persistence.pv.enabled are both set: a created PV would not be bound to the existing claim" }}
+{{- end }}
+{{- if and (not $p.existingClaim) (not $p.pv.enabled) (not $p.storageClassName) (not $p.selector.matchLabels) }}
+{{- $errors = append $errors "persistence.selector.matchLabels is empty: with storageClassName \"\" the claim would bind any free PV (set the PV's labels, existingClaim or pv.enabled)" }}
+{{- end }}
+{{- if $p.pv.enabled }}
+{{- if not $p.selector.matchLabels }}
+{{- $errors = append $errors "persistence.pv.enabled needs persistence.selector.matchLabels: they label the PV the claim binds" }}
+{{- end }}
+{{- if and (eq $p.pv.type "nfs") (not $p.pv.nfs.server) }}
+{{- $errors = append $errors "persistence.pv.nfs.server is empty (persistence.pv.type is nfs)" }}
+{{- end }}
+{{- if and (eq $p.pv.type "nasCsi") (not $p.pv.nasCsi.server) }}
+{{- $errors = append $errors "persistence.pv.nasCsi.server is empty (persistence.pv.type is nasCsi)" }}
+{{- end }}
+{{- if eq $p.pv.type "ossCsi" }}
+{{- if not $p.pv.ossCsi.bucket }}
+{{- $errors = append $errors "persistence.pv.ossCsi.bucket is empty (persistence.pv.type is ossCsi)" }}
+{{- end }}
+{{- if not $p.pv.ossCsi.url }}
+{{- $errors = append $errors "persistence.pv.ossCsi.url is empty (persistence.pv.type is ossCsi)" }}
+{{- end }}
+{{- if not $p.pv.ossCsi.secretRef.name }}
+{{- $errors = append $errors "persistence.pv.ossCsi.secretRef.name is empty: OSS credentials come only from a Secret with akId and akSecret" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- else if $p.pv.enabled }}
+{{- $errors = append $errors "persistence.pv.enabled needs persistence.enabled" }}
+{{- end }}
+
+{{- /* batching */}}
+{{- $b := $s.batching }}
+{{- if and $b.enabled $b.allowedBatchSizes }}
+{{- if ne (int64 (last $b.allowedBatchSizes)) (int64 $b.maxBatchSize) }}
+{{- $errors = append $errors (printf "server.batching.allowedBatchSizes must end with server.batching.maxBatchSize (%d), not %d" (int64 $b.maxBatchSize) (int64 (last $b.allowedBatchSizes))) }}
+{{- end }}
+{{- end }}
+
+{{- if $errors }}
+{{- fail (first $errors) }}
+{{- end }}
+{{- end }}
