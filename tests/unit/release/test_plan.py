@@ -154,11 +154,11 @@ class TestTransitionAndRestore:
 
 
 class TestLabelNames:
-    @pytest.mark.parametrize("name", ["stable", "canary-2", "A_b", "_x"])
+    @pytest.mark.parametrize("name", ["stable", "canary_2", "A_b", "_x", "v2"])
     def test_accepted(self, name: str) -> None:
         assert validate_label_name(name) == name
 
-    @pytest.mark.parametrize("name", ["", "2nd", "has space", "a/b", "a.b", "x" * 64])
+    @pytest.mark.parametrize("name", ["", "has space", "a/b", "a.b", "canary-2"])
     def test_rejected_with_the_name(self, name: str) -> None:
-        with pytest.raises(InvalidInput, match="label name"):
+        with pytest.raises(InvalidInput, match="label"):
             validate_label_name(name)

@@ -22,32 +22,25 @@ pass it (observed from the replicas, or listed from the repository).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from tfsctl.errors import InvalidInput, NotFound, PromotionRejected
+from tfsctl.serving.config import validate_label_name as _serving_validate_label
 
 PolicyKind = Literal["all", "latest", "specific"]
 
-# What TF Serving accepts as a label on the REST path /v1/models/<m>/labels/<label>
-# and in version_labels: a non-empty word of letters, digits, '-' and '_' that does
-# not start with a digit (a leading digit would be read as a version number).
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-MAX_LABEL_LENGTH = 63
-
 
 def validate_label_name(name: str) -> str:
-    """Return ``name`` when TF Serving accepts it as a version label, else raise InvalidInput."""
+    """Return ``name`` when TF Serving accepts it as a version label, else raise InvalidInput.
+
+    The rule is the serving layer's (``tfsctl.serving.config``, pure), so a label the
+    planner accepts is one the config model and the server accept too.
+    """
     if not name:
         raise InvalidInput("label name is empty")
-    if len(name) > MAX_LABEL_LENGTH:
-        raise InvalidInput(f"label name {name!r} is longer than {MAX_LABEL_LENGTH} characters")
-    if not _LABEL.match(name):
-        raise InvalidInput(
-            f"label name {name!r} is not valid: use letters, digits, '-' and '_', starting with a letter"
-        )
+    _serving_validate_label(name)
     return name
 
 

@@ -1,0 +1,181 @@
+"""Helm adapter over pyhelm3 (async). Every call is bounded; errors become ``tfsctl.errors``.
+
+Values are merged by us (``tfsctl.release.values``) and passed as ONE dict:
+pyhelm3 concatenates lists when it merges several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tfsctl.errors import Conflict, InvalidInput, ReleaseNotFound, Timeout, ToolkitError, Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PENDING = {"pending-install", "pending-upgrade", "pending-rollback", "uninstalling"}
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    name: str
+    namespace: str
+    revision: int
+    status: str
+    manifest: str = ""
+
+
+def translate(exc: Exception, what: str) -> ToolkitError:
+    """A pyhelm3 error as the matching toolkit error, with helm's first meaningful line."""
+    from pyhelm3 import errors as herr
+
+    text = ""
+    if isinstance(exc, herr.Error):
+        text = exc.stderr.decode(errors="replace").strip()
+    text = text or str(exc)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip().lower().startswith("error")), text)
+    line = line.splitlines()[0] if line else type(exc).__name__
+    lowered = text.lower()
+    if isinstance(exc, herr.ReleaseNotFoundError):
+        return ReleaseNotFound(f"{what}: release not found")
+    if "another operation" in lowered and "in progress" in lowered:
+        return Conflict(f"{what}: {line}")
+    if isinstance(exc, herr.ConnectionError) or any(
+        s in lowered for s in ("cluster unreachable", "connection refused", "no such host", "i/o timeout")
+    ):
+        return Unavailable(f"{what}: cannot reach the cluster: {line}")
+    if isinstance(exc, (herr.FailedToRenderChartError, herr.InvalidResourceError)):
+        return InvalidInput(f"{what}: {line}")
+    return ToolkitError(f"{what}: {line}")
+
+
+class HelmAdapter:
+    """Install/upgrade/inspect one chart's releases through a ``pyhelm3.Client``."""
+
+    def __init__(self, client: Any, chart_dir: Path, timeout: float = 300.0) -> None:
+        self.client = client
+        self.chart_dir = Path(chart_dir)
+        self.timeout = timeout
+        self._chart: Any = None
+
+    async def _bounded(self, coro: Awaitable[T], what: str, timeout: float | None = None) -> T:
+        limit = timeout or self.timeout
+        try:
+            return await asyncio.wait_for(coro, limit)
+        except asyncio.TimeoutError:
+            raise Timeout(f"{what}: no answer from helm within {limit:.0f}s") from None
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            from pyhelm3 import errors as herr
+
+            if isinstance(exc, herr.Error):
+                raise translate(exc, what) from None
+            raise
+
+    async def chart(self) -> Any:
+        if self._chart is None:
+            self._chart = await self._bounded(
+                self.client.get_chart(self.chart_dir), f"chart {self.chart_dir}"
+            )
+        return self._chart
+
+    async def status(self, release: str, namespace: str) -> ReleaseInfo | None:
+        from pyhelm3 import errors as herr
+
+        try:
+            data = await self._bounded(
+                self.client._command.status(release, namespace=namespace), f"release {namespace}/{release}"
+            )
+        except ReleaseNotFound:
+            return None
+        except herr.ReleaseNotFoundError:
+            return None
+        return ReleaseInfo(
+            data["name"],
+            data["namespace"],
+            int(data["version"]),
+            data["info"]["status"],
+            data.get("manifest", ""),
+        )
+
+    async def require_deployed(self, release: str, namespace: str) -> ReleaseInfo:
+        info = await self.status(release, namespace)
+        if info is None:
+            raise ReleaseNotFound(f"release {namespace}/{release} not found")
+        if info.status in PENDING:
+            raise Conflict(
+                f"release {namespace}/{release} is {info.status} (revision {info.revision}): another helm "
+                f"operation is running or was interrupted; wait, or `helm rollback {release} -n {namespace}`"
+            )
+        return info
+
+    async def values(self, release: str, namespace: str, *, computed: bool = False) -> dict[str, Any]:
+        return await self._bounded(
+            self.client._command.get_values(release, computed=computed, namespace=namespace),
+            f"values of {namespace}/{release}",
+        )
+
+    async def upgrade(
+        self,
+        release: str,
+        namespace: str,
+        values: dict[str, Any],
+        *,
+        atomic: bool = True,
+        wait: bool = False,
+        timeout: float | None = None,
+        dry_run: bool = False,
+        description: str | None = None,
+    ) -> ReleaseInfo:
+        chart = await self.chart()
+        limit = timeout or self.timeout
+        rev = await self._bounded(
+            self.client.install_or_upgrade_release(
+                release,
+                chart,
+                values,
+                atomic=atomic,
+                wait=wait,
+                timeout=f"{int(limit)}s",
+                dry_run=dry_run,
+                namespace=namespace,
+                description=description,
+                create_namespace=False,
+            ),
+            f"helm upgrade {namespace}/{release}",
+            limit + 30,
+        )
+        manifest = "\n---\n".join(yaml.safe_dump(r, sort_keys=True) for r in (rev.resources_ or []) if r)
+        return ReleaseInfo(release, namespace, int(rev.revision), str(rev.status.value), manifest)
+
+    async def template(self, release: str, namespace: str, values: dict[str, Any]) -> str:
+        chart = await self.chart()
+        docs = await self._bounded(
+            self.client.template_resources(chart, release, values, namespace=namespace),
+            f"helm template {release}",
+        )
+        return "\n---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs if d)
+
+    @staticmethod
+    def normalise_manifest(text: str) -> str:
+        """Re-dump a manifest with sorted keys so diffs show changes, not formatting."""
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs.sort(key=lambda d: (d.get("kind", ""), d.get("metadata", {}).get("name", "")))
+        return "\n---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs)
+
+
+def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
+    """A pyhelm3 client on the pinned helm binary."""
+    from pyhelm3 import Client
+
+    from tfsctl.paths import tool_path
+
+    return Client(executable=tool_path("helm"), kubeconfig=kubeconfig, default_timeout=f"{int(timeout)}s")

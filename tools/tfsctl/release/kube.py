@@ -1,0 +1,338 @@
+"""Kubernetes adapter (python client) and the release-backed ConfigStore.
+
+``KubeAdapter`` reads what a release made (Deployment, HPA, EndpointSlices, pods,
+ConfigMap), holds the promotion Lease ``tfsctl-promote-<release>`` and keeps
+the promotion history in the ConfigMap ``<fullname>-tfsctl-history``.
+``ReleaseStore`` persists each promotion step with ``helm upgrade`` of the
+release's values (so the chart's ConfigMap changes and the Helm history stays
+meaningful) and finds replicas through the Service's ready endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tfsctl.errors import Conflict, NotFound, ToolkitError, Unavailable
+from tfsctl.release import history
+from tfsctl.release.helm import HelmAdapter
+from tfsctl.release.history import PromotionRecord
+from tfsctl.release.replicas import PodConnector, PodIPConnector, Replica, chart_policy, state_of
+from tfsctl.release.scale import Autoscaler
+from tfsctl.release.values import get_path
+from tfsctl.serving.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+CHART_NAME = "tensorflow-serving"
+CONFIG_KEY = "model_config.pbtxt"
+HISTORY_KEY = "history.json"
+
+
+def fullname(release: str, values: dict[str, Any]) -> str:
+    """``tensorflow-serving.fullname`` (helm create rule, 63-char truncation)."""
+    override = get_path(values, "fullnameOverride")
+    if override:
+        return str(override)[:63].rstrip("-")
+    name = str(get_path(values, "nameOverride") or CHART_NAME)
+    full = release if name in release else f"{release}-{name}"
+    return full[:63].rstrip("-")
+
+
+def translate(exc: Exception, what: str) -> ToolkitError:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        if exc.status == 404:
+            return NotFound(f"{what}: not found")
+        if exc.status == 409:
+            return Conflict(f"{what}: conflict ({exc.reason})")
+        return ToolkitError(f"{what}: {exc.status} {exc.reason}")
+    return Unavailable(f"{what}: cannot reach the cluster ({type(exc).__name__}: {exc})")
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    ip: str | None
+    node: str | None
+    ready: bool
+    phase: str
+
+
+class KubeAdapter:
+    """Thin wrapper over the Kubernetes API for one namespace."""
+
+    def __init__(self, api: Any, namespace: str, request_timeout: float = 15.0) -> None:
+        from kubernetes import client
+
+        self.namespace = namespace
+        self.timeout = request_timeout
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except Exception as exc:
+            raise translate(exc, what) from None
+
+    def config_text(self, full: str) -> str:
+        cm = self._call(
+            f"ConfigMap {self.namespace}/{full}-config",
+            self.core.read_namespaced_config_map,
+            f"{full}-config",
+            self.namespace,
+        )
+        text = (cm.data or {}).get(CONFIG_KEY)
+        if text is None:
+            raise NotFound(f"ConfigMap {self.namespace}/{full}-config has no key {CONFIG_KEY}")
+        return str(text)
+
+    def autoscaler(self, full: str) -> Autoscaler | None:
+        try:
+            hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                full, self.namespace, _request_timeout=self.timeout
+            )
+        except Exception as exc:
+            err = translate(exc, f"HorizontalPodAutoscaler {self.namespace}/{full}")
+            if isinstance(err, NotFound):
+                return None
+            raise err from None
+        return Autoscaler(full, int(hpa.spec.min_replicas or 1), int(hpa.spec.max_replicas))
+
+    def deployment_replicas(self, full: str) -> tuple[int | None, int]:
+        dep = self._call(
+            f"Deployment {self.namespace}/{full}", self.apps.read_namespaced_deployment, full, self.namespace
+        )
+        return dep.spec.replicas, int(dep.status.ready_replicas or 0)
+
+    def pods(self, release: str) -> list[PodInfo]:
+        selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=server"
+        items = self._call(
+            f"pods of {release}", self.core.list_namespaced_pod, self.namespace, label_selector=selector
+        ).items
+        out = []
+        for p in items:
+            ready = any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            if p.metadata.deletion_timestamp is not None:
+                ready = False
+            out.append(
+                PodInfo(p.metadata.name, p.status.pod_ip, p.spec.node_name, ready, p.status.phase or "")
+            )
+        return sorted(out, key=lambda p: p.name)
+
+    def ready_endpoints(self, full: str) -> list[tuple[str, str, str | None]]:
+        """(pod name, address, node) of every ready endpoint of Service ``full``."""
+        slices = self._call(
+            f"EndpointSlices of {full}",
+            self.discovery.list_namespaced_endpoint_slice,
+            self.namespace,
+            label_selector=f"kubernetes.io/service-name={full}",
+        ).items
+        seen: dict[str, tuple[str, str, str | None]] = {}
+        for s in slices:
+            for ep in s.endpoints or []:
+                if ep.conditions is not None and ep.conditions.ready is False:
+                    continue
+                if ep.conditions is not None and ep.conditions.terminating:
+                    continue
+                name = ep.target_ref.name if ep.target_ref is not None else ep.addresses[0]
+                seen[name] = (name, ep.addresses[0], ep.node_name)
+        return sorted(seen.values())
+
+    # -------------------------------------------------------------- lease lock
+    @contextlib.contextmanager
+    def lease(self, name: str, timeout: float, duration: int = 600) -> Iterator[None]:
+        """Hold Lease ``name``; wait up to ``timeout`` for another holder, then Conflict."""
+        from kubernetes import client
+
+        holder = f"{os.environ.get('USER', 'tfsctl')}@{socket.gethostname()}:{os.getpid()}"
+        deadline = time.monotonic() + timeout
+        while True:
+            now = dt.datetime.now(dt.timezone.utc)
+            body = client.V1Lease(
+                metadata=client.V1ObjectMeta(name=name, namespace=self.namespace),
+                spec=client.V1LeaseSpec(
+                    holder_identity=holder, lease_duration_seconds=duration, acquire_time=now, renew_time=now
+                ),
+            )
+            try:
+                self.coordination.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
+                break
+            except Exception as exc:
+                err = translate(exc, f"Lease {self.namespace}/{name}")
+                if not isinstance(err, Conflict):
+                    raise err from None
+            current = self._call(
+                f"Lease {name}", self.coordination.read_namespaced_lease, name, self.namespace
+            )
+            renew = current.spec.renew_time or current.spec.acquire_time
+            expired = renew is None or (now - renew).total_seconds() > (
+                current.spec.lease_duration_seconds or 0
+            )
+            if expired:
+                log.warning("taking over expired lease %s from %s", name, current.spec.holder_identity)
+                with contextlib.suppress(Exception):
+                    self.coordination.delete_namespaced_lease(
+                        name,
+                        self.namespace,
+                        _request_timeout=self.timeout,
+                        body=client.V1DeleteOptions(
+                            preconditions=client.V1Preconditions(
+                                resource_version=current.metadata.resource_version
+                            )
+                        ),
+                    )
+                continue
+            if time.monotonic() >= deadline:
+                raise Conflict(
+                    f"a promotion of this release is in progress (Lease {self.namespace}/{name} held by "
+                    f"{current.spec.holder_identity}); waited {timeout:.0f}s"
+                )
+            time.sleep(1.0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                self.coordination.delete_namespaced_lease(name, self.namespace, _request_timeout=self.timeout)
+
+    # -------------------------------------------------------------- history
+    def read_history(self, full: str) -> list[PromotionRecord]:
+        try:
+            cm = self.core.read_namespaced_config_map(
+                f"{full}-tfsctl-history", self.namespace, _request_timeout=self.timeout
+            )
+        except Exception as exc:
+            err = translate(exc, "history ConfigMap")
+            if isinstance(err, NotFound):
+                return []
+            raise err from None
+        return history.loads((cm.data or {}).get(HISTORY_KEY))
+
+    def write_history(self, full: str, records: list[PromotionRecord]) -> None:
+        from kubernetes import client
+
+        name = f"{full}-tfsctl-history"
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=name, namespace=self.namespace, labels={"app.kubernetes.io/managed-by": "tfsctl"}
+            ),
+            data={HISTORY_KEY: history.dumps(records)},
+        )
+        try:
+            self.core.replace_namespaced_config_map(name, self.namespace, body, _request_timeout=self.timeout)
+        except Exception as exc:
+            if not isinstance(translate(exc, name), NotFound):
+                raise translate(exc, name) from None
+            self._call(name, self.core.create_namespaced_config_map, self.namespace, body)
+
+
+class ReleaseStore:
+    """A Helm release as the ConfigStore of a promotion (Kubernetes mode)."""
+
+    strict = False
+
+    def __init__(
+        self,
+        helm: HelmAdapter,
+        kube: KubeAdapter,
+        release: str,
+        runner: asyncio.Runner,
+        connector: PodConnector | None = None,
+        helm_timeout: float = 120.0,
+    ) -> None:
+        self.helm = helm
+        self.kube = kube
+        self.release = release
+        self.namespace = kube.namespace
+        self.runner = runner
+        self.helm_timeout = helm_timeout
+        info = runner.run(helm.require_deployed(release, self.namespace))
+        self._revision = info.revision
+        self.user_values: dict[str, Any] = runner.run(helm.values(release, self.namespace))
+        computed = runner.run(helm.values(release, self.namespace, computed=True))
+        self.full = fullname(release, computed)
+        grpc = int(get_path(computed, "server.grpcPort", 8500))
+        rest = int(get_path(computed, "server.restPort", 8501))
+        self.connector: PodConnector = connector or PodIPConnector(grpc, rest)
+        if not get_path(computed, "models"):
+            raise NotFound(
+                f"release {self.namespace}/{release} is in single-model mode (values `model`): labels need "
+                "the multi-model `models` map"
+            )
+
+    def describe(self) -> str:
+        return f"release {self.namespace}/{self.release}"
+
+    def read(self) -> ServerConfig:
+        return ServerConfig.parse(self.kube.config_text(self.full), source=f"ConfigMap {self.full}-config")
+
+    def write(self, config: ServerConfig, reason: str) -> ServerConfig:
+        values = dict(self.user_values)
+        models = dict(values.get("models") or {})
+        for name, model in config.models.items():
+            entry = dict(models.get(name) or {})
+            state = state_of(model)
+            entry["versionPolicy"] = chart_policy(state.policy)  # replaced whole: exactly one kind
+            entry["versionLabels"] = dict(state.labels)
+            models[name] = entry
+        values["models"] = models
+        info = self.runner.run(
+            self.helm.upgrade(
+                self.release,
+                self.namespace,
+                values,
+                atomic=False,
+                wait=False,
+                timeout=self.helm_timeout,
+                description=f"tfsctl: {reason}",
+            )
+        )
+        self.user_values = values
+        self._revision = info.revision
+        return self.read()
+
+    def replicas(self) -> list[Replica]:
+        return [
+            Replica(name, self.connector.endpoint(name, ip), True, node)
+            for name, ip, node in self.kube.ready_endpoints(self.full)
+        ]
+
+    def repository_versions(self, model: str) -> list[int] | None:
+        return None
+
+    def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        return self.kube.lease(f"tfsctl-promote-{self.release}", timeout)
+
+    def read_history(self) -> list[PromotionRecord]:
+        return self.kube.read_history(self.full)
+
+    def append_history(self, record: PromotionRecord) -> None:
+        self.kube.write_history(self.full, history.append(self.read_history(), record))
+
+    def revision(self) -> int | None:
+        return self._revision
+
+
+def api_client(kubeconfig: Any) -> Any:
+    """A kubernetes ApiClient for ``kubeconfig`` (Unavailable when there is none)."""
+    from kubernetes import config as kconfig
+
+    if kubeconfig is None:
+        raise Unavailable("no kubeconfig: set KUBECONFIG or run `tfsctl cluster up`")
+    try:
+        return kconfig.new_client_from_config(config_file=str(kubeconfig))
+    except Exception as exc:
+        raise Unavailable(f"kubeconfig {kubeconfig}: {exc}") from None
