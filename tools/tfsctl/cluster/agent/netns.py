@@ -1,0 +1,97 @@
+"""Pod networking with iproute2: a host bridge and one network namespace per pod."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import subprocess
+
+from tfsctl.errors import ToolkitError, Unavailable
+
+log = logging.getLogger(__name__)
+
+NETNS_PREFIX = "tfsp-"
+
+
+def netns_name(uid: str) -> str:
+    return NETNS_PREFIX + uid.replace("-", "")[:12]
+
+
+def _host_veth(uid: str) -> str:
+    return "vtfs" + uid.replace("-", "")[:11]  # interface names are at most 15 bytes
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15)
+    if check and proc.returncode != 0:
+        raise ToolkitError(f"ip {' '.join(args)}: {proc.stderr.strip() or f'exit {proc.returncode}'}")
+    return proc
+
+
+class Network:
+    """The bridge ``bridge`` carrying ``cidr``; its first address is the host's (and pods' gateway)."""
+
+    def __init__(self, bridge: str, cidr: str) -> None:
+        self.bridge = bridge
+        self.network = ipaddress.IPv4Network(cidr)
+        self.gateway = str(next(self.network.hosts()))
+
+    @staticmethod
+    def check_permitted() -> None:
+        """Fail with one line when network namespaces cannot be created here."""
+        probe = NETNS_PREFIX + "permcheck"
+        try:
+            _ip("netns", "add", probe)
+        except (ToolkitError, OSError) as exc:
+            raise Unavailable(
+                f"the process node needs 'ip netns' (root with CAP_SYS_ADMIN/CAP_NET_ADMIN), "
+                f"which is not permitted here: {exc}"
+            ) from exc
+        _ip("netns", "delete", probe, check=False)
+
+    def ensure_bridge(self) -> None:
+        if _ip("link", "show", self.bridge, check=False).returncode != 0:
+            _ip("link", "add", self.bridge, "type", "bridge")
+        addr = f"{self.gateway}/{self.network.prefixlen}"
+        if addr not in _ip("-o", "addr", "show", "dev", self.bridge).stdout:
+            _ip("addr", "add", addr, "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+
+    def create(self, uid: str, pod_ip: str) -> str:
+        """Create the pod's namespace with ``eth0`` = ``pod_ip`` on the bridge; return its name."""
+        name = netns_name(uid)
+        self.delete(uid)
+        host, peer = _host_veth(uid), "p" + _host_veth(uid)[1:]
+        _ip("netns", "add", name)
+        try:
+            _ip("link", "add", host, "type", "veth", "peer", "name", peer)
+            _ip("link", "set", peer, "netns", name)
+            _ip("link", "set", host, "master", self.bridge, "up")
+            _ip("-n", name, "link", "set", peer, "name", "eth0")
+            _ip("-n", name, "addr", "add", f"{pod_ip}/{self.network.prefixlen}", "dev", "eth0")
+            _ip("-n", name, "link", "set", "eth0", "up")
+            _ip("-n", name, "link", "set", "lo", "up")
+            _ip("-n", name, "route", "add", "default", "via", self.gateway)
+        except ToolkitError:
+            self.delete(uid)
+            raise
+        return name
+
+    def delete(self, uid: str) -> None:
+        _ip("link", "delete", _host_veth(uid), check=False)
+        _ip("netns", "delete", netns_name(uid), check=False)
+
+    @staticmethod
+    def list_namespaces() -> list[str]:
+        out = _ip("netns", "list", check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.startswith(NETNS_PREFIX)]
+
+    def cleanup_stale(self) -> list[str]:
+        """Delete namespaces an earlier agent left behind (their veth pairs go with them)."""
+        removed = []
+        for name in self.list_namespaces():
+            _ip("netns", "delete", name, check=False)
+            removed.append(name)
+        if removed:
+            log.info("removed %d stale pod network namespaces", len(removed))
+        return removed
