@@ -102,8 +102,11 @@ KNOBS: tuple[Knob, ...] = (
 
 
 def register(parser: Any) -> None:
-    """Add the knobs to Locust's argument parser (a ``LocustArgumentParser``)."""
-    group = parser.add_argument_group("tfsctl", "TF Serving target, payload, shape and thresholds")
+    """Add the knobs to Locust's argument parser (a ``LocustArgumentParser``).
+
+    They go on the parser itself (not a group): only there does Locust honour
+    ``is_secret`` (masked in the web UI) and show them in the web UI's form.
+    """
     for knob in KNOBS:
         kwargs: dict[str, Any] = {
             "type": knob.type,
@@ -115,7 +118,7 @@ def register(parser: Any) -> None:
             kwargs["choices"] = knob.choices
         if knob.secret:
             kwargs["is_secret"] = True
-        group.add_argument(knob.flag, **kwargs)
+        parser.add_argument(knob.flag, **kwargs)
 
 
 def limits_from(options: Any) -> thresholds.Thresholds:

@@ -53,9 +53,12 @@ class Verdict:
 
 
 class _StatsEntry(Protocol):  # locust.stats.StatsEntry, duck-typed to keep this module pure
-    num_requests: int
-    num_failures: int
-    total_rps: float
+    @property
+    def num_requests(self) -> int: ...
+    @property
+    def num_failures(self) -> int: ...
+    @property
+    def total_rps(self) -> float: ...
 
     def get_response_time_percentile(self, percent: float) -> float: ...
 
