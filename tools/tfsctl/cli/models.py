@@ -37,3 +37,154 @@ def example_cmd(directory: Path, name: str, versions_text: str, no_warmup: bool)
     model_dir = example.generate(directory, name=name, versions=versions, warmup=not no_warmup)
     for v in versions:
         click.echo(str(model_dir / str(v)))
+
+
+def _credentials(path: str, profile: str | None, config_file: Path | None) -> object | None:
+    from tfsctl.models import oss
+
+    if not oss.is_oss(path):
+        if profile or config_file:
+            raise InvalidInput("--profile/--config-file: only used with oss:// paths")
+        return None
+    return oss.load_credentials(profile=profile, config_file=config_file)
+
+
+_profile_option = click.option(
+    "--profile", default=None, help="Section of the OSS config file to read credentials from."
+)
+_config_option = click.option(
+    "--config-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ossutil-style config file (default $OSS_CONFIG_FILE or ~/.ossutilconfig).",
+)
+_output_option = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
+@models.command("validate")
+@click.argument("path")
+@_output_option
+@_profile_option
+@_config_option
+def validate_cmd(path: str, output: str, profile: str | None, config_file: Path | None) -> None:
+    """Check a repository, model directory or version directory (local or oss://bucket/prefix).
+
+    Prints one line per problem naming the file; exits 7 when there are errors.
+    """
+    import json
+
+    from tfsctl.errors import CheckFailed
+    from tfsctl.models import repository
+
+    report = repository.validate(path, credentials=_credentials(path, profile, config_file))
+    if output == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for model in report.models:
+            for v in model.versions:
+                warmup = "-" if v.warmup_records is None else str(v.warmup_records)
+                label = model.name or report.path
+                click.echo(
+                    f"{label}\t{v.version}\tsignatures={','.join(v.signatures) or '-'}\twarmup={warmup}"
+                )
+        for problem in report.problems:
+            click.echo(str(problem), err=True)
+    if not report.ok:
+        raise CheckFailed(f"{report.path}: {len(report.errors)} problem(s) found")
+
+
+@models.command("versions")
+@click.argument("path")
+@_output_option
+@_profile_option
+@_config_option
+def versions_cmd(path: str, output: str, profile: str | None, config_file: Path | None) -> None:
+    """List the loadable versions (those with saved_model.pb) of a model directory."""
+    import json
+
+    from tfsctl.models import repository
+
+    found = repository.list_versions(path, credentials=_credentials(path, profile, config_file))
+    if output == "json":
+        click.echo(json.dumps({"path": path, "versions": found}))
+    else:
+        for v in found:
+            click.echo(str(v))
+
+
+class _TqdmProgress:
+    """The publisher's progress as a tqdm bar on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: object | None = None
+
+    def start(self, total: int, description: str) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description, leave=False
+            )
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()  # type: ignore[attr-defined]
+            self.bar = None
+
+
+@click.command("upload")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dest")
+@click.option(
+    "--version", "version", type=int, default=None, help="Version number (default: the next free one)."
+)
+@click.option(
+    "--restart", is_flag=True, help="OSS: discard an unfinished upload of other content for --version."
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
+@_output_option
+@_profile_option
+@_config_option
+def upload(
+    src: Path,
+    dest: str,
+    version: int | None,
+    restart: bool,
+    progress: bool | None,
+    output: str,
+    profile: str | None,
+    config_file: Path | None,
+) -> None:
+    """Publish the SavedModel in SRC as a new version of DEST atomically.
+
+    DEST is a local model directory or oss://bucket/path/to/model. Interrupted OSS
+    uploads resume when the same command is run again. An existing version is
+    never overwritten.
+    """
+    import json
+    import sys
+
+    from tfsctl.models import publish
+
+    request = publish.PublishRequest(
+        source=src,
+        dest=dest,
+        version=version,
+        credentials=_credentials(dest, profile, config_file),  # type: ignore[arg-type]
+        restart=restart,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    result = publish.publish(request, progress=_TqdmProgress(show))  # type: ignore[arg-type]
+    if output == "json":
+        click.echo(json.dumps(result.__dict__))
+    else:
+        resumed = " (resumed)" if result.resumed else ""
+        summary = f"{result.files} files, {result.bytes} bytes"
+        click.echo(f"published version {result.version} to {result.dest}{resumed}: {summary}")

@@ -201,6 +201,7 @@ class LocalPublisher:
             raise Conflict(f"version {version} already exists in {self.model_dir}; pick another --version")
         self.model_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{repository.STAGING_PREFIX}-{version}-", dir=self.model_dir))
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; servers often run as another user
         total = sum(f.size for f in files)
         self.progress.start(total, f"{target}")
         try:
