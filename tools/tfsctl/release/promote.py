@@ -168,6 +168,9 @@ class Promoter:
             return result
         if not plan.steps:
             return result
+        down = [o for o in observed if o.error is not None]
+        if down:
+            raise Unavailable(f"replica {down[0].name} is unreachable: {down[0].error}")
         # Refuse to start on a fleet that already disagrees with its own config.
         disagreements = evaluate_fleet({req.model: Desired(current, served_now)}, observed)
         if disagreements:

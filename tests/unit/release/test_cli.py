@@ -1,0 +1,132 @@
+"""CLI behaviour that needs no server: exit codes and the one-line messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIG = """model_config_list {
+  config {
+    name: "fashion"
+    base_path: "/models/fashion"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+}
+"""
+# A loopback port nothing listens on: connections are refused at once.
+DEAD = "127.0.0.1:9"
+
+
+def tfsctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tfsctl", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def model_config(tmp_path: Path) -> Path:
+    path = tmp_path / "models.config"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_promote_unknown_model_names_the_model_and_exits_3(model_config: Path) -> None:
+    proc = tfsctl("promote", "nope", "stable", "2", "--model-config", str(model_config), "--endpoints", DEAD)
+    assert proc.returncode == 3
+    assert "model 'nope' is not in" in proc.stderr and "models: fashion" in proc.stderr
+
+
+def test_promote_unknown_label_names_the_label(model_config: Path) -> None:
+    proc = tfsctl("promote", "fashion", "prod", "2", "--model-config", str(model_config), "--endpoints", DEAD)
+    assert proc.returncode == 3
+    assert "label 'prod' of model fashion" in proc.stderr and "canary, stable" in proc.stderr
+
+
+def test_promote_rejects_a_label_name_tf_serving_refuses(model_config: Path) -> None:
+    proc = tfsctl(
+        "promote",
+        "fashion",
+        "bad-name",
+        "2",
+        "--create-label",
+        "--model-config",
+        str(model_config),
+        "--endpoints",
+        DEAD,
+    )
+    assert proc.returncode == 2
+    assert "'bad-name'" in proc.stderr
+
+
+def test_promote_with_unreachable_replica_exits_4_and_leaves_config_untouched(model_config: Path) -> None:
+    proc = tfsctl(
+        "promote", "fashion", "stable", "2", "--model-config", str(model_config), "--endpoints", DEAD
+    )
+    assert proc.returncode == 4
+    assert DEAD in proc.stderr and "unreachable" in proc.stderr
+    assert model_config.read_text() == CONFIG
+
+
+def test_rollback_without_history_says_there_is_nothing_to_roll_back(model_config: Path) -> None:
+    proc = tfsctl("rollback", "fashion", "stable", "--model-config", str(model_config), "--endpoints", DEAD)
+    assert proc.returncode == 3
+    assert "no promotion of fashion@stable recorded" in proc.stderr
+
+
+def test_mixing_modes_is_a_usage_error(model_config: Path) -> None:
+    proc = tfsctl("status", "--release", "tfs", "--model-config", str(model_config), "--endpoints", DEAD)
+    assert proc.returncode == 2
+    assert "exclusive" in proc.stderr
+
+
+def test_endpoint_mode_needs_both_flags(model_config: Path) -> None:
+    proc = tfsctl("status", "--model-config", str(model_config))
+    assert proc.returncode == 2
+    assert "--endpoints" in proc.stderr
+
+
+def test_missing_model_config_file_is_named(tmp_path: Path) -> None:
+    proc = tfsctl("status", "--model-config", str(tmp_path / "x.config"), "--endpoints", DEAD)
+    assert proc.returncode == 3
+    assert "x.config: no such file" in proc.stderr
+
+
+def test_status_of_unreachable_fleet_flags_the_replica_and_exits_7(model_config: Path) -> None:
+    proc = tfsctl("status", "--model-config", str(model_config), "--endpoints", DEAD, "--output", "json")
+    assert proc.returncode == 7
+    assert '"consistent": false' in proc.stdout
+    assert f"{DEAD}: unreachable" in proc.stderr
+
+
+@pytest.mark.chart
+def test_validate_accepts_the_local_preset(repo_root: Path) -> None:
+    proc = tfsctl("validate", "-f", str(repo_root / "values" / "local.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+@pytest.mark.chart
+def test_validate_names_the_bad_field(repo_root: Path) -> None:
+    proc = tfsctl("validate", "-f", str(repo_root / "values" / "local.yaml"), "--set", "replicaCount=-1")
+    assert proc.returncode == 7
+    assert "values replicaCount: -1 is less than the minimum of 0" in proc.stderr
+
+
+def test_validate_model_config_label_on_unserved_version(tmp_path: Path) -> None:
+    path = tmp_path / "m.config"
+    path.write_text(CONFIG.replace("value: 2", "value: 5"))
+    proc = tfsctl("validate", "--model-config", str(path))
+    assert proc.returncode == 7
+    assert "label canary -> 5 but the policy serves [1, 2]" in proc.stderr
+
+
+def test_bad_set_expression_is_a_usage_error(repo_root: Path) -> None:
+    proc = tfsctl("validate", "-f", str(repo_root / "values" / "local.yaml"), "--set", "a[x]=1")
+    assert proc.returncode == 7
+    assert "not a non-negative integer" in proc.stderr
