@@ -1,0 +1,179 @@
+"""``tensorflow_model_server`` command-line flags, parsed the way ``tfsctl serve`` needs (pure).
+
+Both ``--flag=value`` and ``--flag value`` are accepted; booleans also as a bare
+``--flag``. Flags that only tune the C++ runtime are accepted and ignored; flags
+whose feature this server does not have are rejected with a message saying so, so
+a chart never silently runs with a setting that has no effect.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfsctl.errors import InvalidInput
+
+
+@dataclass
+class ServeOptions:
+    port: int = 8500
+    rest_api_port: int = 0
+    rest_api_timeout_in_ms: int = 30000
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    model_config_file_poll_wait_seconds: int = 0
+    file_system_poll_wait_seconds: int = 1
+    allow_version_labels_for_unavailable_models: bool = False
+    monitoring_config_file: str = ""
+    batching_parameters_file: str = ""
+    enable_batching: bool = False
+    grpc_channel_arguments: str = ""
+    saved_model_tags: str = "serve"
+    enable_model_warmup: bool = True
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+    tensorflow_session_parallelism: int = 0
+    grpc_max_threads: int = 0
+    rest_api_num_threads: int = 0
+    version: bool = False
+    ignored: list[str] = field(default_factory=list)
+
+    def channel_arguments(self) -> list[tuple[str, Any]]:
+        """``--grpc_channel_arguments=k=v,k2=v2`` as gRPC server options (ints where numeric)."""
+        options: list[tuple[str, Any]] = []
+        for item in filter(None, (p.strip() for p in self.grpc_channel_arguments.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise InvalidInput(f"--grpc_channel_arguments: {item!r} is not key=value")
+            options.append((key, int(value) if value.lstrip("-").isdigit() else value))
+        return options
+
+
+# flag -> type, for the flags ServeOptions carries.
+_TYPES: dict[str, type] = {
+    name: type(default) for name, default in ServeOptions().__dict__.items() if name != "ignored"
+}
+# Accepted, no effect here (runtime tuning of the C++ server).
+_HARMLESS: dict[str, type] = {
+    "max_num_load_retries": int,
+    "load_retry_interval_micros": int,
+    "flush_filesystem_caches": bool,
+    "num_load_threads": int,
+    "num_unload_threads": int,
+    "per_process_gpu_memory_fraction": float,
+    "enable_signature_method_name_check": bool,
+    "xla_cpu_compilation_enabled": bool,
+    "enable_profiler": bool,
+    "remove_unused_fields_from_bundle_metagraph": bool,
+    "rest_api_enable_cors_support": bool,
+    "skip_initialize_tpu": bool,
+    "mixed_precision": str,
+    "enable_grpc_healthcheck_service": bool,
+    "allow_version_labels": bool,
+    "response_tensor_serialization_option": str,
+}
+# Accepted only at their default (the feature is not implemented here).
+_UNSUPPORTED: dict[str, tuple[type, Any, str]] = {
+    "ssl_config_file": (str, "", "TLS termination; put a TLS proxy in front"),
+    "platform_config_file": (str, "", "custom platform configs; use --model_config_file"),
+    "grpc_socket_path": (str, "", "UNIX-socket gRPC"),
+    "prefer_tflite_model": (bool, False, "TFLite models"),
+    "use_tflite_model": (bool, False, "TFLite models"),
+    "use_alts_credentials": (bool, False, "ALTS credentials"),
+    "thread_pool_factory_config_file": (str, "", "custom thread pools"),
+    "tensorflow_use_tfrt": (bool, False, "the TFRT runtime"),
+}
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _convert(flag: str, kind: type, raw: str) -> Any:
+    if kind is bool:
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise InvalidInput(f"--{flag}: {raw!r} is not a boolean (true or false)")
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"--{flag}: {raw!r} is not a valid {kind.__name__}") from exc
+
+
+def parse_flags(argv: Sequence[str]) -> ServeOptions:
+    """Parse ``tensorflow_model_server`` flags; raises ``InvalidInput`` naming the flag."""
+    options = ServeOptions()
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise InvalidInput(f"unexpected argument {arg!r}: tensorflow_model_server takes only --flags")
+        name, has_value, value = arg.lstrip("-").partition("=")
+        name = name.replace("-", "_")
+        kind = (
+            _TYPES.get(name)
+            or _HARMLESS.get(name)
+            or (_UNSUPPORTED[name][0] if name in _UNSUPPORTED else None)
+        )
+        if kind is None:
+            raise InvalidInput(f"unknown flag --{name}: tensorflow_model_server has no such flag")
+        if not has_value:
+            if kind is bool:
+                if i < len(args) and args[i].lower() in _TRUE | _FALSE:
+                    value = args[i]
+                    i += 1
+                else:
+                    value = "true"
+            else:
+                if i >= len(args):
+                    raise InvalidInput(f"--{name}: missing value")
+                value = args[i]
+                i += 1
+        converted = _convert(name, kind, value)
+        if name in _UNSUPPORTED:
+            _, default, feature = _UNSUPPORTED[name]
+            if converted != default:
+                raise InvalidInput(f"--{name} is not supported by tfsctl serve ({feature})")
+            continue
+        if name in _HARMLESS:
+            options.ignored.append(name)
+            continue
+        setattr(options, name, converted)
+    _validate(options)
+    return options
+
+
+def _validate(options: ServeOptions) -> None:
+    if options.version:
+        return
+    for flag in ("port", "rest_api_port"):
+        value = getattr(options, flag)
+        if not 0 <= value <= 65535:
+            raise InvalidInput(f"--{flag}: {value} is not a TCP port")
+    if options.port == 0:
+        raise InvalidInput("--port: the gRPC port must be set (non-zero)")
+    if options.port == options.rest_api_port:
+        raise InvalidInput(f"--port and --rest_api_port are both {options.port}: they must differ")
+    if options.model_config_file and options.model_base_path:
+        raise InvalidInput("--model_config_file and --model_base_path are mutually exclusive")
+    if not options.model_config_file and not options.model_base_path:
+        raise InvalidInput("give --model_config_file, or --model_name and --model_base_path")
+    if options.rest_api_timeout_in_ms < 0:
+        raise InvalidInput("--rest_api_timeout_in_ms: must be >= 0")
+    options.channel_arguments()
+
+
+def resolve_path(path: str, fs_root: str | None = None) -> str:
+    """``path`` under ``$TFSCTL_FS_ROOT`` (when set and ``path`` is absolute), else unchanged."""
+    root = os.environ.get("TFSCTL_FS_ROOT") if fs_root is None else fs_root
+    if root and path and os.path.isabs(path):
+        return str(Path(root) / path.lstrip("/"))
+    return path
