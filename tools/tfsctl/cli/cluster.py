@@ -1,0 +1,127 @@
+"""``tfsctl cluster up|down|status``: the local Kubernetes cluster the chart is tested against."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from tfsctl import paths
+
+if TYPE_CHECKING:
+    from tfsctl.cluster.local import LocalCluster
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    port_base: int
+    state_dir: Path
+    kubeconfig: Path
+    with_agent: bool = True
+
+
+def _progress(line: str) -> None:
+    click.echo(f"cluster: {line}", err=True)
+
+
+def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
+    from tfsctl.cluster import local, spec
+    from tfsctl.errors import InvalidInput
+
+    try:
+        ports = spec.Ports(opts.port_base)
+    except ValueError as exc:
+        raise InvalidInput(f"--port-base: {exc}") from exc
+    return local.LocalCluster(
+        spec.ClusterSpec(ports=ports),
+        state_dir=opts.state_dir,
+        kubeconfig=opts.kubeconfig,
+        progress=None if quiet else _progress,
+        with_agent=opts.with_agent,
+    )
+
+
+def _common(fn: F) -> F:
+    return click.option(
+        "--port-base",
+        type=int,
+        default=26400,
+        show_default=True,
+        envvar="TFSCTL_CLUSTER_PORT_BASE",
+        help="Control-plane ports are this base + a fixed offset (apiserver +43).",
+    )(fn)
+
+
+def _opts(port_base: int, with_agent: bool = True) -> ClusterOptions:
+    from tfsctl.cluster.local import STATE_DIR
+
+    return ClusterOptions(port_base, STATE_DIR, paths.LOCAL_KUBECONFIG, with_agent)
+
+
+def _print_status(status_dict: dict[str, Any], output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(status_dict, indent=2))
+        return
+    click.echo(f"cluster {status_dict['name']}: {status_dict['state']}")
+    if status_dict["state"] != "absent":
+        click.echo(f"server      {status_dict['server']}")
+        click.echo(f"kubeconfig  {status_dict['kubeconfig']}")
+    if status_dict["components"]:
+        click.echo("")
+        click.echo(f"{'COMPONENT':26}{'STATE':10}PID")
+        for c in status_dict["components"]:
+            state = "running" if c["running"] else "stopped"
+            click.echo(f"{c['name']:26}{state:10}{c['pid'] or '-'}")
+    if status_dict["nodes"]:
+        click.echo("")
+        click.echo(f"{'NODE':34}{'TYPE':9}{'PROVIDER':10}READY")
+        for n in status_dict["nodes"]:
+            click.echo(f"{n['name']:34}{n['node_type'] or '-':9}{n['provider']:10}{n['ready']}")
+    for note in status_dict.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+
+
+@click.group()
+def cluster() -> None:
+    """The local cluster: pinned Kubernetes control plane, kwok nodes and a process node."""
+
+
+@cluster.command()
+@_common
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for Ready.")
+@click.option("--no-process-node", is_flag=True, help="Do not start the process-node agent.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def up(port_base: int, timeout: float, no_process_node: bool, output: str) -> None:
+    """Build (first time) and start the cluster, or reuse the running one; writes .tools/kubeconfig."""
+    result = _cluster(_opts(port_base, not no_process_node)).up(timeout=timeout)
+    data = result.status.to_dict()
+    if output == "json":
+        data.update(
+            created=result.created,
+            seconds=round(result.seconds, 2),
+            steps={k: round(v, 2) for k, v in result.steps.items()},
+        )
+    _print_status(data, output)
+
+
+@cluster.command()
+@_common
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait per process.")
+def down(port_base: int, timeout: float) -> None:
+    """Stop the process-node agent and delete the cluster and its state."""
+    stopped = _cluster(_opts(port_base)).down(timeout=timeout)
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@cluster.command()
+@_common
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(port_base: int, output: str) -> None:
+    """Components, nodes and their readiness (exit 0 also when the cluster is absent)."""
+    _print_status(_cluster(_opts(port_base), quiet=True).status().to_dict(), output)
