@@ -166,10 +166,8 @@ class TestUploadCommand:
     ) -> None:
         code, out, _ = run_tfsctl(capsys, "upload", str(source), str(tmp_path / "m"), "--no-progress")
         assert code == 0
-        assert (
-            out
-            == f"published version 1 to {tmp_path / 'm' / '1'}: 4 files, {sum(len(b) for b in _tree(source).values())} bytes\n"
-        )
+        size = sum(len(b) for b in _tree(source).values())
+        assert out == f"published version 1 to {tmp_path / 'm' / '1'}: 4 files, {size} bytes\n"
 
     def test_existing_version_exits_6_naming_it(
         self, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
