@@ -607,9 +607,6 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    from tfsctl.serving.servable import import_tensorflow
-
-    import_tensorflow()
     core = ServerCore(_make_loader(options), options.allow_version_labels_for_unavailable_models)
     try:
         core.apply_config(config, initial=True)
