@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tfsctl.errors import ToolkitError
 
-from . import DEFAULT_LB_CIDR, DEFAULT_METRICS_PORT, DEFAULT_NODE_NAME, DEFAULT_POD_CIDR
+from . import BRIDGE, DEFAULT_LB_CIDR, DEFAULT_METRICS_PORT, DEFAULT_NODE_NAME, DEFAULT_POD_CIDR
 from .agent import AgentConfig, run
 
 
@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True, help="volumes, logs, IP allocations")
     parser.add_argument("--node-name", default=DEFAULT_NODE_NAME)
     parser.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
+    parser.add_argument(
+        "--bridge", default=BRIDGE, help="host bridge of the pod network (one agent per bridge)"
+    )
     parser.add_argument("--lb-cidr", default=DEFAULT_LB_CIDR, help="loopback range of LoadBalancer IPs")
     parser.add_argument(
         "--metrics-port",
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         lb_cidr=args.lb_cidr,
         metrics_port=args.metrics_port,
         shutdown_grace=args.shutdown_grace,
+        bridge=args.bridge,
     )
     try:
         run(cfg)

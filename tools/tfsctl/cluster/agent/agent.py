@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
-from tfsctl.errors import Unavailable
+from tfsctl.errors import Conflict, Unavailable
 
 from . import BRIDGE, DEFAULT_LB_CIDR, DEFAULT_METRICS_PORT, DEFAULT_NODE_NAME, DEFAULT_POD_CIDR
 from .ipam import PersistentPool, gateway_of
@@ -44,6 +46,7 @@ class AgentConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     host_ip: str = "127.0.0.1"
     shutdown_grace: float = 30.0
+    bridge: str = BRIDGE
 
 
 def node_usage() -> tuple[float, float]:
@@ -65,7 +68,7 @@ class Agent:
         self.shutdown_grace = cfg.shutdown_grace
         self.stop = threading.Event()  # informers and loops
         self.stopping = threading.Event()  # pod workers: stop containers
-        self.network = Network(BRIDGE, cfg.pod_cidr)
+        self.network = Network(cfg.bridge, cfg.pod_cidr)
         self.ipam = PersistentPool(cfg.state_dir / "ipam.json", cfg.pod_cidr, (gateway_of(cfg.pod_cidr),))
         self.lb_pool = PersistentPool(cfg.state_dir / "loadbalancers.json", cfg.lb_cidr)
         self.kube = Kube(api, cfg.node_name)
@@ -84,8 +87,26 @@ class Agent:
     def request_stop(self) -> None:
         self.stopping.set()
 
+    def _lock_bridge(self) -> None:
+        """One agent per bridge on a host: a second one would fight over routes and pod IPs."""
+        path = Path(tempfile.gettempdir()) / f"tfsctl-agent-{self.cfg.bridge}.lock"
+        self._lock_file = open(path, "a+")  # noqa: SIM115 - held for the agent's lifetime
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            owner = self._lock_file.read().strip() or "another agent"
+            raise Conflict(
+                f"bridge {self.cfg.bridge} is used by a running process node agent ({owner}): stop it, "
+                "or give this one another --bridge and --pod-cidr"
+            ) from None
+        self._lock_file.truncate(0)
+        self._lock_file.write(f"pid {os.getpid()}, state dir {self.state_dir}")
+        self._lock_file.flush()
+
     def run(self, ready: threading.Event | None = None) -> None:
         Network.check_permitted()
+        self._lock_bridge()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._cleanup_stale()
         self.network.ensure_bridge()
@@ -171,7 +192,7 @@ class Agent:
                     continue
                 log.info("killing stale container process %d", pid)
                 kill_tree(int(pid), signal.SIGKILL)
-        self.network.cleanup_stale()
+        self.network.cleanup_stale([d.name for d in pods_dir.iterdir()] if pods_dir.exists() else [])
         if pods_dir.exists():
             shutil.rmtree(pods_dir, ignore_errors=True)
 

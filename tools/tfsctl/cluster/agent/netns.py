@@ -81,17 +81,19 @@ class Network:
         _ip("link", "delete", _host_veth(uid), check=False)
         _ip("netns", "delete", netns_name(uid), check=False)
 
-    @staticmethod
-    def list_namespaces() -> list[str]:
-        out = _ip("netns", "list", check=False).stdout
-        return [line.split()[0] for line in out.splitlines() if line.startswith(NETNS_PREFIX)]
+    def cleanup_stale(self, uids: list[str]) -> list[str]:
+        """Delete the namespaces of ``uids`` (pods an earlier agent ran); their veth pairs go with them.
 
-    def cleanup_stale(self) -> list[str]:
-        """Delete namespaces an earlier agent left behind (their veth pairs go with them)."""
+        Only namespaces this agent's state directory recorded are touched, so another
+        agent on another bridge keeps its pods.
+        """
+        existing = set(_ip("netns", "list", check=False).stdout.split())
         removed = []
-        for name in self.list_namespaces():
-            _ip("netns", "delete", name, check=False)
-            removed.append(name)
+        for uid in uids:
+            name = netns_name(uid)
+            if name in existing:
+                _ip("netns", "delete", name, check=False)
+                removed.append(name)
         if removed:
             log.info("removed %d stale pod network namespaces", len(removed))
         return removed
