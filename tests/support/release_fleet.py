@@ -75,6 +75,9 @@ class Server:
                 f"--rest_api_port={self.rest_port}",
                 f"--model_config_file={self.config_file}",
                 f"--model_config_file_poll_wait_seconds={self.poll_seconds}",
+                # Like tensorflow_model_server, tfsctl serve assigns labels before anything has
+                # loaded at start-up; a server restarted on a labelled config needs this flag.
+                "--allow_version_labels_for_unavailable_models=true",
             ],
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
