@@ -14,6 +14,9 @@
 {{- end }}
 {{- range $name, $spec := $v.models }}
 {{- $spec = $spec | default dict }}
+{{- if not (regexMatch "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$" $name) }}
+{{- $errors = append $errors (printf "models: model name %q must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (it is used in REST paths)" $name) }}
+{{- end }}
 {{- $bp := $spec.basePath | default "" }}
 {{- if and $bp (not (hasPrefix "/" $bp)) (not (contains "://" $bp)) }}
 {{- $errors = append $errors (printf "models.%s.basePath (%s) must be an absolute path or a URL such as gs://bucket/model" $name $bp) }}
