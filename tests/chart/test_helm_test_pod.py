@@ -1,0 +1,75 @@
+"""templates/tests/test-models.yaml: the `helm test` pod checks every model and label is AVAILABLE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from support.chart_render import FULLNAME, find, render_chart
+
+pytestmark = pytest.mark.chart
+
+MODELS = {
+    "fashion": {
+        "versionPolicy": {"specific": {"versions": [1, 2]}},
+        "versionLabels": {"stable": 1, "canary": 2},
+    },
+    "mnist": {},
+}
+
+
+def render_test_pod(values: dict[str, Any] | None) -> dict[str, Any]:
+    return find(render_chart(values, show_only="tests/test-models.yaml"), "Pod")
+
+
+def script(values: dict[str, Any] | None) -> str:
+    return str(render_test_pod(values)["spec"]["containers"][0]["command"][2])
+
+
+class TestHelmTestPod:
+    def test_is_a_helm_test_hook_run_with_sh_and_curl(self) -> None:
+        pod = render_test_pod({"models": MODELS})
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        assert pod["spec"]["restartPolicy"] == "Never"
+        container = pod["spec"]["containers"][0]
+        assert container["image"].startswith("curlimages/curl:")
+        assert container["command"][:2] == ["sh", "-c"]
+
+    def test_checks_every_model_version_and_label_for_available(self) -> None:
+        text = script({"models": MODELS})
+        for path in (
+            "/v1/models/fashion",
+            "/v1/models/fashion/versions/1",
+            "/v1/models/fashion/versions/2",
+            "/v1/models/fashion/labels/stable",
+            "/v1/models/fashion/labels/canary",
+            "/v1/models/mnist",
+        ):
+            assert f"check '{path}'" in text
+        assert '"AVAILABLE"' in text
+        assert 'exit "$failed"' in text
+
+    def test_reaches_the_service_rest_port(self) -> None:
+        assert f'base="http://{FULLNAME}.serving.svc:8501"' in script({"model": {"name": "mnist"}})
+
+    def test_host_can_be_overridden(self) -> None:
+        assert 'base="http://127.0.100.1:8501"' in script(
+            {"model": {"name": "m"}, "tests": {"host": "127.0.100.1"}}
+        )
+
+    def test_is_not_selected_by_the_service(self) -> None:
+        labels = render_test_pod({"model": {"name": "mnist"}})["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] != "tensorflow-serving"
+
+    def test_inherits_the_server_node_selector(self) -> None:
+        pod = render_test_pod({"model": {"name": "m"}, "nodeSelector": {"node.tfsctl.dev/type": "process"}})
+        assert pod["spec"]["nodeSelector"] == {"node.tfsctl.dev/type": "process"}
+
+    def test_legacy_layout_checks_grpc_reachability(self) -> None:
+        text = script({"model": {"name": "m"}, "server": {"grpcPort": 9090, "restEnabled": False}})
+        assert "--http2-prior-knowledge" in text
+        assert ":9090/" in text
+
+    def test_can_be_disabled(self) -> None:
+        assert render_chart({"tests": {"enabled": False}}, show_only="tests/test-models.yaml") == []

@@ -1,0 +1,78 @@
+"""templates/NOTES.txt: the post-install runbook and its warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.chart_render import FULLNAME, render_notes
+
+pytestmark = pytest.mark.chart
+
+SIZED = {
+    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+    "replicaCount": 2,
+}
+FASHION = {"fashion": {"versionPolicy": {"specific": {"versions": [1, 2]}}, "versionLabels": {"stable": 1}}}
+
+
+class TestNotes:
+    def test_lists_rest_and_grpc_addresses(self) -> None:
+        notes = render_notes({**SIZED, "models": FASHION})
+        assert f"port-forward svc/{FULLNAME} 8500:8500 8501:8501" in notes
+        assert "gRPC: $SERVING_HOST:8500" in notes
+        assert "REST: http://$SERVING_HOST:8501" in notes
+
+    def test_load_balancer_address_comes_from_the_service_status(self) -> None:
+        notes = render_notes({**SIZED, "model": {"name": "m"}, "service": {"type": "LoadBalancer"}})
+        assert "status.loadBalancer.ingress[0].ip" in notes
+
+    def test_shows_model_version_and_label_paths_and_a_status_check(self) -> None:
+        notes = render_notes({**SIZED, "models": FASHION})
+        assert "status    GET  /v1/models/fashion" in notes
+        assert "/v1/models/fashion/versions/<N>" in notes
+        assert "/v1/models/fashion/labels/stable[:predict] -> version 1" in notes
+        assert "curl -s http://$SERVING_HOST:8501/v1/models/fashion" in notes
+        assert "helm test tfs -n serving" in notes
+
+    def test_no_warnings_for_a_sized_pinned_multi_replica_release(self) -> None:
+        assert "WARNINGS" not in render_notes({**SIZED, "models": FASHION})
+
+    def test_warns_when_resources_are_empty(self) -> None:
+        assert "resources is empty" in render_notes({"model": {"name": "m"}, "replicaCount": 2})
+
+    @pytest.mark.parametrize("tag", ["latest", "nightly", "latest-gpu"])
+    def test_warns_when_the_tag_floats(self, tag: str) -> None:
+        notes = render_notes(
+            {
+                **SIZED,
+                "model": {"name": "m"},
+                "image": {"tag": tag},
+                "gpu": {"count": 1 if "gpu" in tag else 0},
+            }
+        )
+        assert "floats: pin a version" in notes
+
+    def test_warns_when_polling_and_the_memory_limit_cannot_hold_a_second_copy(self) -> None:
+        models = {"a": {"memoryHint": "1Gi"}, "b": {"memoryHint": "2Gi"}}
+        values = {
+            **SIZED,
+            "models": models,
+            "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi"}},
+        }
+        notes = render_notes(values)
+        assert (
+            "resources.limits.memory (4Gi) is below all models plus a second copy of the largest (5120 MiB)"
+            in notes
+        )
+
+    def test_no_reload_warning_when_the_limit_has_room(self) -> None:
+        models = {"a": {"memoryHint": "1Gi"}, "b": {"memoryHint": "2Gi"}}
+        values = {
+            **SIZED,
+            "models": models,
+            "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "6Gi"}},
+        }
+        assert "second copy" not in render_notes(values)
+
+    def test_warns_about_an_empty_model_list(self) -> None:
+        assert "No model is configured yet" in render_notes(SIZED)

@@ -1,0 +1,65 @@
+"""templates/service.yaml: ports, types and load-balancer options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from support.chart_render import FULLNAME, find, render_chart
+
+pytestmark = pytest.mark.chart
+
+
+def service(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    return find(render_chart(values, show_only="service.yaml"), "Service", FULLNAME)
+
+
+class TestService:
+    def test_ports_named_grpc_and_rest_target_the_container_ports(self) -> None:
+        spec = service()["spec"]
+        assert spec["type"] == "ClusterIP"
+        assert [(p["name"], p["port"], p["targetPort"]) for p in spec["ports"]] == [
+            ("grpc", 8500, "grpc"),
+            ("rest", 8501, "rest"),
+        ]
+
+    def test_selector_matches_the_pods_only_by_name_and_instance(self) -> None:
+        assert service()["spec"]["selector"] == {
+            "app.kubernetes.io/name": "tensorflow-serving",
+            "app.kubernetes.io/instance": "tfs",
+        }
+
+    def test_service_port_can_differ_from_the_container_port(self) -> None:
+        ports = service({"service": {"type": "LoadBalancer", "grpcPort": 8000}})["spec"]["ports"]
+        assert ports[0] == {
+            "name": "grpc",
+            "port": 8000,
+            "targetPort": "grpc",
+            "protocol": "TCP",
+            "appProtocol": "grpc",
+        }
+
+    def test_legacy_layout_exposes_only_grpc(self) -> None:
+        ports = service({"server": {"grpcPort": 9090, "restEnabled": False}})["spec"]["ports"]
+        assert [(p["name"], p["port"]) for p in ports] == [("grpc", 9090)]
+
+    def test_node_ports_are_fixed_when_given(self) -> None:
+        values = {"service": {"type": "NodePort", "nodePorts": {"grpc": 30500, "rest": 30501}}}
+        assert [p["nodePort"] for p in service(values)["spec"]["ports"]] == [30500, 30501]
+
+    def test_load_balancer_annotations_source_ranges_and_traffic_policy(self) -> None:
+        values = {
+            "service": {
+                "type": "LoadBalancer",
+                "annotations": {"service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec": "slb.s1.small"},
+                "loadBalancerSourceRanges": ["10.0.0.0/8"],
+                "externalTrafficPolicy": "Local",
+            }
+        }
+        svc = service(values)
+        assert svc["metadata"]["annotations"] == {
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec": "slb.s1.small"
+        }
+        assert svc["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+        assert svc["spec"]["externalTrafficPolicy"] == "Local"
