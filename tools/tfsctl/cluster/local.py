@@ -356,8 +356,36 @@ class LocalCluster:
         except ImportError:
             return False
 
+    @contextlib.contextmanager
+    def _locked(self, timeout: float) -> Iterator[None]:
+        """One ``up``/``down`` at a time per state dir (parallel test sessions share the cluster)."""
+        import fcntl
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        with open(self.state_dir / ".lock", "w") as fh:
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise Conflict(
+                            f"another tfsctl cluster command holds {self.state_dir / '.lock'}; "
+                            "wait for it to finish and retry"
+                        ) from None
+                    time.sleep(0.5)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def up(self, timeout: float = 240.0) -> UpResult:
         """Bring the cluster up, reusing a healthy one; bounded by ``timeout`` seconds overall."""
+        with self._locked(timeout):
+            return self._up(timeout)
+
+    def _up(self, timeout: float) -> UpResult:
         started = time.monotonic()
         deadline = started + timeout
         steps: dict[str, float] = {}
@@ -684,6 +712,10 @@ class LocalCluster:
 
     def down(self, timeout: float = 60.0) -> list[str]:
         """Stop the agent, delete the cluster, remove leftovers; returns what was stopped."""
+        with self._locked(max(timeout, 300.0)):
+            return self._down(timeout)
+
+    def _down(self, timeout: float) -> list[str]:
         stopped: list[str] = []
         if self._stop_agent(timeout=min(timeout, 45.0)):
             stopped.append("process-node-agent")

@@ -169,7 +169,14 @@ def eci_node() -> NodeSpec:
         "eci",
         labels=labels,
         taints=(Taint(ECI_TAINT_KEY, "alibabacloud"),),
-        capacity={"cpu": "2000", "memory": "8Ti", "pods": "5000", "ephemeral-storage": "50Ti"},
+        # virtual capacity, GPUs included: ECI runs GPU pods on GPU instance types (eci-use-specs)
+        capacity={
+            "cpu": "2000",
+            "memory": "8Ti",
+            "pods": "5000",
+            "ephemeral-storage": "50Ti",
+            GPU_RESOURCE: "1000",
+        },
     )
 
 

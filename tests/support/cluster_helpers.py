@@ -1,0 +1,149 @@
+"""Helpers for tests that run against a cluster: pinned helm/kubectl, bounded waits, emulated usage.
+
+Used by ``tests/e2e/conftest.py`` (fixtures ``cluster`` and ``namespace``) and by
+any area's e2e tests: ``cluster.helm("upgrade", "--install", ...)``,
+``wait_for(lambda: ..., timeout=60, what="pods Ready")``,
+``set_cpu_usage(cluster.api, ns, "app.kubernetes.io/instance=r", "300m")``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tfsctl import paths, toolchain
+
+T = TypeVar("T")
+KWOK_GROUP = "kwok.x-k8s.io"
+
+
+class CommandFailed(AssertionError):
+    """A pinned tool exited non-zero; the message carries its stderr."""
+
+
+def pinned(binary: str) -> str:
+    """Path of a pinned binary (builds its tool the first time)."""
+    return str(toolchain.binary(binary))
+
+
+def run_tool(
+    argv: list[str], kubeconfig: Path, *, check: bool = True, timeout: float = 300.0, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, input=stdin)
+    if check and proc.returncode != 0:
+        raise CommandFailed(f"{' '.join(argv[:4])} ... exited {proc.returncode}:\n{proc.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class Cluster:
+    """What the ``cluster`` fixture yields."""
+
+    kubeconfig: Path
+    api: Any  # kubernetes.client.ApiClient
+    local: bool  # the local kwok-based cluster (usage emulation, node types) vs an external one
+    started_here: bool = False
+    node_types: dict[str, str] = field(default_factory=dict)  # node name -> node.tfsctl.dev/type
+
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 300.0
+    ) -> subprocess.CompletedProcess[str]:
+        return run_tool([pinned("helm"), *args], self.kubeconfig, check=check, timeout=timeout)
+
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 120.0, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_tool(
+            [pinned("kubectl"), *args], self.kubeconfig, check=check, timeout=timeout, stdin=stdin
+        )
+
+
+def wait_for(fn: Callable[[], T | None], *, timeout: float, what: str, interval: float = 1.0) -> T:
+    """Poll ``fn`` until it returns something truthy; fail naming ``what`` and the last value/error."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+            last = value
+        except AssertionError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def render(
+    chart: Path, release: str, namespace: str, values_files: Iterable[Path], extra: dict | None = None
+) -> list[dict]:
+    """``helm template`` with the pinned helm; parsed documents (hooks included)."""
+    args = [pinned("helm"), "template", release, str(chart), "--namespace", namespace]
+    for f in values_files:
+        args += ["-f", str(f)]
+    stdin = None
+    if extra:
+        args += ["-f", "-"]
+        stdin = yaml.safe_dump(extra)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, input=stdin)
+    if proc.returncode != 0:
+        raise CommandFailed(f"helm template {release} failed:\n{proc.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def pods(api: Any, namespace: str, selector: str) -> list[Any]:
+    from kubernetes import client
+
+    return list(client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def set_cpu_usage(api: Any, namespace: str, selector: str, cpu: str) -> int:
+    """Make kwok report ``cpu`` of usage for every current pod matching ``selector``.
+
+    One ``ResourceUsage`` per pod (kwok matches it by pod name; it wins over the
+    cluster-wide default). Call it again after pods are added. Returns the pod count.
+    """
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    from tfsctl.cluster.spec import pod_resource_usage
+
+    custom = client.CustomObjectsApi(api)
+    current = pods(api, namespace, selector)
+    for pod in current:
+        name = pod.metadata.name
+        body = pod_resource_usage(namespace, name, cpu)
+        try:
+            existing = custom.get_namespaced_custom_object(
+                KWOK_GROUP, "v1alpha1", namespace, "resourceusages", name
+            )
+            body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            custom.replace_namespaced_custom_object(
+                KWOK_GROUP, "v1alpha1", namespace, "resourceusages", name, body
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            custom.create_namespaced_custom_object(KWOK_GROUP, "v1alpha1", namespace, "resourceusages", body)
+    return len(current)
+
+
+def example_models_dir() -> Path:
+    """Generated example models for the local preset's PV (made once, kept under .tools/)."""
+    root = paths.TOOLS_DIR / "cluster-data" / "models"
+    marker = root / ".complete"
+    if not marker.exists():
+        from tfsctl.models.example import generate
+
+        root.mkdir(parents=True, exist_ok=True)
+        generate(root, "fashion", versions=(1, 2))
+        marker.write_text("fashion 1 2\n")
+    return root

@@ -1,0 +1,127 @@
+"""What a values preset needs from the cluster, and where its pods must land, read from its render.
+
+Prerequisites a real cluster has and a fresh test namespace does not: a PV for
+each PVC selector (the chart renders its own for some presets), Secrets the
+pods or PVs reference (OSS credentials: dummy values, never real keys), and the
+IngressClass an Ingress names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from support.cluster_helpers import Cluster, example_models_dir
+
+DUMMY_SECRET_DATA = {
+    "akId": "e2e-not-a-real-access-key-id",
+    "akSecret": "e2e-not-a-real-access-key-secret",
+}
+
+
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    return dep
+
+
+def expected_node_type(docs: list[dict[str, Any]]) -> str:
+    """``process``, ``eci``, ``gpu`` or ``cpu``: where kube-scheduler must put the preset's pods."""
+    spec = workload(docs)["spec"]["template"]["spec"]
+    text = repr(spec.get("nodeSelector", {})) + repr(spec.get("affinity", {}))
+    if "node.tfsctl.dev/type" in text and "process" in text:
+        return "process"
+    if "virtual-kubelet" in text:
+        return "eci"
+    for c in spec["containers"]:
+        if "nvidia.com/gpu" in (c.get("resources", {}).get("limits") or {}):
+            return "gpu"
+    return "cpu"
+
+
+def is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (doc.get("metadata", {}).get("annotations") or {})
+
+
+def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, Any]]) -> list[str]:
+    """Create what the preset expects to exist; returns cluster-scoped PV names to delete afterwards."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(cluster.api)
+    rendered_pvs = [d for d in docs if d["kind"] == "PersistentVolume"]
+    created_pvs: list[str] = []
+    for pvc in (d for d in docs if d["kind"] == "PersistentVolumeClaim"):
+        spec = pvc["spec"]
+        labels = (spec.get("selector") or {}).get("matchLabels") or {}
+        if any(
+            all(pv["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())
+            for pv in rendered_pvs
+        ):
+            continue
+        if not labels:
+            continue
+        name = f"{namespace}-{pvc['metadata']['name']}"[:63]
+        host = (
+            example_models_dir() if labels.get("model") == "local-examples" else Path("/tmp/tfsctl-e2e-empty")
+        )
+        host.mkdir(parents=True, exist_ok=True)
+        pv = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": dict(labels)},
+            "spec": {
+                "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                "accessModes": spec["accessModes"],
+                "storageClassName": spec.get("storageClassName", ""),
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(host), "type": "Directory"},
+                # bind only to this namespace's claim: presets share selector labels across tests
+                "claimRef": {"namespace": namespace, "name": pvc["metadata"]["name"]},
+            },
+        }
+        core.create_persistent_volume(pv)
+        created_pvs.append(name)
+    for secret in sorted(_referenced_secrets(docs, namespace)):
+        body = {"metadata": {"name": secret}, "type": "Opaque", "stringData": DUMMY_SECRET_DATA}
+        try:
+            core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    net = client.NetworkingV1Api(cluster.api)
+    for ing in (d for d in docs if d["kind"] == "Ingress"):
+        cls = ing["spec"].get("ingressClassName")
+        if not cls:
+            continue
+        try:
+            net.create_ingress_class(
+                {"metadata": {"name": cls}, "spec": {"controller": f"example.com/{cls}"}}
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    return created_pvs
+
+
+def _referenced_secrets(docs: list[dict[str, Any]], namespace: str) -> set[str]:
+    names: set[str] = set()
+    rendered = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    for d in docs:
+        if d["kind"] == "PersistentVolume":
+            ref = ((d["spec"].get("csi") or {}).get("nodePublishSecretRef")) or {}
+            if ref.get("name") and ref.get("namespace", namespace) == namespace:
+                names.add(ref["name"])
+        if d["kind"] in ("Deployment", "Pod"):
+            spec = d["spec"]["template"]["spec"] if d["kind"] == "Deployment" else d["spec"]
+            for vol in spec.get("volumes", []):
+                if "secret" in vol:
+                    names.add(vol["secret"]["secretName"])
+            for c in spec.get("containers", []) + spec.get("initContainers", []):
+                for env in c.get("env", []):
+                    ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                    if ref:
+                        names.add(ref["name"])
+                for src in c.get("envFrom", []):
+                    if "secretRef" in src:
+                        names.add(src["secretRef"]["name"])
+    return names - rendered

@@ -1,0 +1,72 @@
+"""Bad input ends with one clear message and a way out (real processes, no cluster)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfsctl.cluster import spec as cspec
+from tfsctl.cluster.local import LocalCluster, port_in_use
+from tfsctl.errors import Unavailable
+
+
+def _scratch(tmp_path: Path) -> LocalCluster:
+    return LocalCluster(
+        cspec.ClusterSpec(name="tfsctl-unit", ports=cspec.Ports(28400)),
+        state_dir=tmp_path / "state",
+        kubeconfig=tmp_path / "kubeconfig",
+        with_agent=False,
+    )
+
+
+def test_port_in_use_sees_a_listener_and_not_a_free_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert port_in_use(port)
+    assert not port_in_use(port)
+
+
+def test_missing_go_toolchain_says_to_install_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(
+        Unavailable, match=r"cannot provide kubernetes v1\.35\.4: .*'go' is not on PATH.*install Go"
+    ):
+        _scratch(tmp_path).up(timeout=30)
+    assert not (tmp_path / "state" / "kwok").exists()
+
+
+def test_failed_build_names_the_module_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("go") is None:
+        pytest.fail("this test fails a real Go build: install Go >= 1.25 (https://go.dev/dl/)", pytrace=False)
+    # a real go that cannot resolve modules: no proxy, empty module cache
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    monkeypatch.setenv("GOPROXY", "off")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "gomodcache"))
+    monkeypatch.setenv("GOFLAGS", "-mod=mod")
+    with pytest.raises(Unavailable, match=r"cannot provide kubernetes v1\.35\.4: .*k8s\.io/kubernetes"):
+        _scratch(tmp_path).up(timeout=60)
+    assert not (tmp_path / "state" / "kwok").exists()
+    subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], check=False)
+
+
+def test_cli_rejects_a_port_base_naming_the_flag() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfsctl", "cluster", "status", "--port-base", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--port-base" in proc.stderr and proc.stderr.startswith("tfsctl: error:")
