@@ -76,3 +76,11 @@ class TestNotes:
 
     def test_warns_about_an_empty_model_list(self) -> None:
         assert "No model is configured yet" in render_notes(SIZED)
+
+    def test_legacy_layout_lists_no_rest_paths(self) -> None:
+        notes = render_notes(
+            {**SIZED, "model": {"name": "mnist"}, "server": {"grpcPort": 9090, "restEnabled": False}}
+        )
+        assert "REST: disabled" in notes
+        assert "/v1/models/mnist" not in notes
+        assert "checks the gRPC port answers" in notes
