@@ -130,3 +130,18 @@ def test_bad_set_expression_is_a_usage_error(repo_root: Path) -> None:
     proc = tfsctl("validate", "-f", str(repo_root / "values" / "local.yaml"), "--set", "a[x]=1")
     assert proc.returncode == 7
     assert "not a non-negative integer" in proc.stderr
+
+
+def test_unreachable_cluster_is_one_clear_error_with_exit_4(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\n'
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+        "users: [{name: u, user: {token: x}}]\ncurrent-context: c\n"
+    )
+    proc = tfsctl(
+        "promote", "fashion", "stable", "2", "--release", "tfs", "-n", "tfs", "--kubeconfig", str(kubeconfig)
+    )
+    assert proc.returncode == 4
+    assert "tfsctl: error: release tfs/tfs: cannot reach the cluster" in proc.stderr
