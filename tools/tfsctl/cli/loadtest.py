@@ -1,0 +1,229 @@
+"""``tfsctl loadtest`` and ``tfsctl verify-autoscaling``.
+
+Both generate load with ``loadtest/locustfile.py`` through Locust's library API.
+Locust (and with it gevent's monkey-patching) is imported only when a command
+runs, before any network library, so ``tfsctl --help`` stays fast.
+The token never appears as a flag value: it comes from ``TFSCTL_LOAD_TOKEN`` or
+``--token-file``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tfsctl.errors import CheckFailed, InvalidInput
+from tfsctl.load.options import TRANSPORTS, LoadSettings
+from tfsctl.load.shapes import SHAPES, parse_duration
+from tfsctl.load.thresholds import DEFAULT_MAX_FAILURE_RATIO, DEFAULT_P95_MS, DEFAULT_P99_MS, Thresholds
+
+
+def _load_options(default_shape: str, default_users: int, default_duration: str) -> Callable[[Any], Any]:
+    options = [
+        click.option("--model", default="fashion", show_default=True, help="Model name."),
+        click.option("--label", default=None, help="Version label (predict:<model>@<label>)."),
+        click.option("--version", "model_version", type=int, default=None, help="Model version."),
+        click.option("--user", "transport", type=click.Choice(TRANSPORTS), default="rest", show_default=True),
+        click.option(
+            "--grpc-target", default="", help="gRPC host:port (default: the target's host, port 8500)."
+        ),
+        click.option("--shape", type=click.Choice(SHAPES), default=default_shape, show_default=True),
+        click.option(
+            "--shape-params", default="", help="k=v,k=v (step: steps; spike: spike_users, spike_at, ...)."
+        ),
+        click.option(
+            "--duration", default=default_duration, show_default=True, help="Load duration (30s, 2m)."
+        ),
+        click.option("--users", type=int, default=default_users, show_default=True, help="(Peak) users."),
+        click.option(
+            "--spawn-rate", type=float, default=None, help="Users started per second (default: all at once)."
+        ),
+        click.option(
+            "--user-rps", type=float, default=0.0, show_default=True, help="Requests/s per user; 0 = no wait."
+        ),
+        click.option(
+            "--reconnect-every",
+            type=int,
+            default=0,
+            show_default=True,
+            help="New connection every N requests.",
+        ),
+        click.option("--request-file", type=click.Path(dir_okay=False, exists=True), default=None),
+        click.option("--batch-size", type=int, default=1, show_default=True),
+        click.option("--max-failure-ratio", type=float, default=DEFAULT_MAX_FAILURE_RATIO, show_default=True),
+        click.option("--p95-ms", type=float, default=DEFAULT_P95_MS, show_default=True, help="0 disables."),
+        click.option("--p99-ms", type=float, default=DEFAULT_P99_MS, show_default=True, help="0 disables."),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help="File holding the Authorization header value (else $TFSCTL_LOAD_TOKEN).",
+        ),
+        click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True),
+    ]
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _token(token_file: Path | None) -> str | None:
+    import os
+
+    if token_file is not None:
+        return token_file.read_text().strip() or None
+    return os.environ.get("TFSCTL_LOAD_TOKEN") or None
+
+
+def _settings(host: str, kw: dict[str, Any]) -> LoadSettings:
+    try:
+        duration = parse_duration(kw["duration"])
+    except InvalidInput:
+        raise InvalidInput(f"--duration {kw['duration']!r}: expected e.g. 30s, 2m") from None
+    if kw["label"] and kw["model_version"] is not None:
+        raise InvalidInput("--label and --version are exclusive: pick one")
+    settings = LoadSettings(
+        host=host,
+        model=kw["model"],
+        version=kw["model_version"],
+        label=kw["label"],
+        transport=kw["transport"],
+        grpc_target=kw["grpc_target"],
+        token=_token(kw["token_file"]),
+        request_file=str(Path(kw["request_file"]).resolve()) if kw["request_file"] else "",
+        batch_size=kw["batch_size"],
+        reconnect_every=kw["reconnect_every"],
+        user_rps=kw["user_rps"],
+        shape=kw["shape"],
+        shape_params=kw["shape_params"],
+        users=kw["users"],
+        spawn_rate=kw["spawn_rate"],
+        duration=duration,
+        limits=Thresholds(
+            max_failure_ratio=kw["max_failure_ratio"],
+            p95_ms=kw["p95_ms"] or None,
+            p99_ms=kw["p99_ms"] or None,
+        ),
+    )
+    settings.build_shape()  # validate shape parameters before anything starts
+    return settings
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.command("loadtest")
+@click.option("--target", required=True, help="REST base URL of the service, e.g. http://127.0.100.1:8501.")
+@_load_options("constant", 4, "30s")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/loadtest"),
+)
+@click.option(
+    "--distributed", is_flag=True, help="Run Locust master + workers in the cluster (see loadtest/)."
+)
+@click.option("--workers", type=int, default=2, show_default=True, help="Workers for --distributed.")
+@click.option("--namespace", default="default", show_default=True, help="Namespace for --distributed.")
+def loadtest(
+    target: str, report_dir: Path, distributed: bool, workers: int, namespace: str, **kw: Any
+) -> None:
+    """Send load to TARGET with the locustfile; write Locust's CSV and HTML into --report.
+
+    Exits 7 when a threshold (failure ratio, p95, p99) is violated.
+    """
+    settings = _settings(target, kw)
+    if distributed:
+        from tfsctl.load import distributed as dist
+
+        if workers < 1:
+            raise InvalidInput(f"--workers {workers}: must be at least 1")
+        data = dist.run(
+            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace), report_dir
+        )
+    else:
+        from tfsctl.load import runner
+
+        result = runner.run(settings, report_dir)
+        data = result.to_dict()
+    if kw["output"] == "json":
+        _echo_json(data)
+    else:
+        s = data["summary"]
+        click.echo(
+            f"{s['requests']} requests, {s['failures']} failures ({s['failure_ratio']:.2%}), "
+            f"p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, {s['rps']:.1f} req/s"
+        )
+        for name, path in sorted(data.get("files", {}).items()):
+            click.echo(f"  {name}: {path}")
+    if not data["thresholds"]["passed"]:
+        raise CheckFailed("thresholds violated: " + "; ".join(data["thresholds"]["violations"]))
+
+
+@click.command("verify-autoscaling")
+@click.option("--release", required=True, help="Helm release whose HPA to verify.")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--target", default=None, help="REST base URL (default: the Service's LoadBalancer ingress).")
+@_load_options("step", 8, "90s")
+@click.option("--expect-max-replicas-at-least", "at_least", type=int, default=2, show_default=True)
+@click.option(
+    "--scale-out-within", default="90s", show_default=True, help="After the load crossed the target."
+)
+@click.option("--scale-in-within", default="180s", show_default=True, help="After the load stopped.")
+@click.option("--max-busiest-share", type=float, default=0.9, show_default=True, help="Spread check limit.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/autoscaling"),
+)
+def verify_autoscaling(
+    release: str,
+    namespace: str,
+    target: str | None,
+    at_least: int,
+    scale_out_within: str,
+    scale_in_within: str,
+    max_busiest_share: float,
+    report_dir: Path,
+    **kw: Any,
+) -> None:
+    """Load RELEASE and prove its HPA scales out to K replicas and back in, within limits.
+
+    Writes report.json, report.html and autoscaling.png into --report; exits 7
+    (naming each failed expectation) unless every expectation held.
+    """
+    from tfsctl.load import verify
+
+    if at_least < 1:
+        raise InvalidInput(f"--expect-max-replicas-at-least {at_least}: must be at least 1")
+    request = verify.VerifyRequest(
+        release=release,
+        namespace=namespace,
+        target=target,
+        settings=_settings(target or "http://service.invalid", kw),
+        at_least=at_least,
+        scale_out_within=parse_duration(scale_out_within),
+        scale_in_within=parse_duration(scale_in_within),
+        max_busiest_share=max_busiest_share,
+    )
+    outcome = verify.verify(request, report_dir)
+    if kw["output"] == "json":
+        _echo_json(outcome.report.to_dict())
+    else:
+        for check in outcome.report.evaluation.checks:
+            click.echo(f"{check.status.upper():4}  {check.name:13} {check.reason}")
+        for name, path in sorted(outcome.files.items()):
+            click.echo(f"  {name}: {path}")
+    failures = outcome.report.evaluation.failures()
+    if failures:
+        raise CheckFailed("autoscaling not verified: " + "; ".join(f"{c.name}: {c.reason}" for c in failures))
