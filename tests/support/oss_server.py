@@ -620,14 +620,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        data = self.rfile.read(length) if length else b""
+        if len(data) < length:  # client went away mid-request: OSS stores nothing
+            raise ConnectionAbortedError("request body truncated")
+        return data
 
     def _dispatch(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(parsed.path)
         bucket, _, key = path.lstrip("/").partition("/")
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
-        body = self._body() if self.command in ("PUT", "POST") else b""
+        try:
+            body = self._body() if self.command in ("PUT", "POST") else b""
+        except (ConnectionError, ValueError):
+            self.close_connection = True
+            return
         request_id = uuid.uuid4().hex.upper()[:24]
         op = _op_name(self.command, key, query, self.headers)
         try:

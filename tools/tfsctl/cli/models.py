@@ -149,6 +149,13 @@ class _TqdmProgress:
     "--restart", is_flag=True, help="OSS: discard an unfinished upload of other content for --version."
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
+@click.option(
+    "--part-size",
+    type=click.IntRange(min=100 * 1024),
+    default=8 << 20,
+    show_default=True,
+    help="OSS multipart part size in bytes (files over twice this size go multipart).",
+)
 @_output_option
 @_profile_option
 @_config_option
@@ -158,6 +165,7 @@ def upload(
     version: int | None,
     restart: bool,
     progress: bool | None,
+    part_size: int,
     output: str,
     profile: str | None,
     config_file: Path | None,
@@ -179,6 +187,8 @@ def upload(
         version=version,
         credentials=_credentials(dest, profile, config_file),  # type: ignore[arg-type]
         restart=restart,
+        part_size=part_size,
+        multipart_threshold=2 * part_size,
     )
     show = sys.stderr.isatty() if progress is None else progress
     result = publish.publish(request, progress=_TqdmProgress(show))  # type: ignore[arg-type]

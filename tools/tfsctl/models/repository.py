@@ -167,7 +167,7 @@ def list_versions(
     """Versions of a model directory that a server can load (those with a saved_model.pb), ascending."""
     store = store or open_store(path, credentials)
     tree = _Tree(store.entries())
-    if _kind(tree) == "repository" and tree.children(""):
+    if _kind(tree) == "repository" and any(not name.startswith(".") for name in tree.children("")):
         raise InvalidInput(f"{store.display()}: not a model directory (no integer version sub-directories)")
     return sorted(
         version
