@@ -18,6 +18,15 @@ class Metrics:
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
         self._hist: dict[tuple[str, str, str], list[int]] = {}
         self._sums: dict[tuple[str, str, str], float] = defaultdict(float)
+        self._in_flight = 0
+
+    def started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def record(self, model: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         micros = seconds * 1e6
@@ -49,4 +58,7 @@ class Metrics:
                     f":tensorflow:serving:request_latency_sum{{{labels}}} {self._sums[(model, api, entry)]:g}"
                 )
                 lines.append(f":tensorflow:serving:request_latency_count{{{labels}}} {cumulative}")
+            # Not a TF Serving metric: lets drains and tests see requests in progress.
+            lines.append("# TYPE tfsctl_serving_requests_in_flight gauge")
+            lines.append(f"tfsctl_serving_requests_in_flight {self._in_flight}")
         return "\n".join(lines) + "\n"

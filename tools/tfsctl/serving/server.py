@@ -57,12 +57,14 @@ class Service:
     def timed(self, model: str, api: str, entrypoint: str, call: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         status = "OK"
+        self.metrics.started()
         try:
             return call()
         except ServingError as exc:
             status = exc.code
             raise
         finally:
+            self.metrics.finished()
             self.metrics.record(model, api, entrypoint, status, time.perf_counter() - start)
 
     def metadata_proto(self, model: str, version: int | None, label: str | None) -> Any:
