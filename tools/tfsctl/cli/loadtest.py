@@ -143,7 +143,7 @@ def loadtest(
     """
     settings = _settings(target, kw)
     if distributed:
-        from tfsctl.load import distributed as dist
+        import tfsctl.load.distributed as dist
 
         if workers < 1:
             raise InvalidInput(f"--workers {workers}: must be at least 1")
@@ -202,7 +202,7 @@ def verify_autoscaling(
     Writes report.json, report.html and autoscaling.png into --report; exits 7
     (naming each failed expectation) unless every expectation held.
     """
-    from tfsctl.load import verify
+    import tfsctl.load.verify as verify
 
     if at_least < 1:
         raise InvalidInput(f"--expect-max-replicas-at-least {at_least}: must be at least 1")

@@ -1,0 +1,291 @@
+"""Cluster adapter for ``verify-autoscaling``: find the release, watch its HPA and Deployment, count per pod.
+
+Takes a ``kubernetes.client.ApiClient`` in the constructor. Watches use the
+Kubernetes watch API with a server-side ``timeout_seconds`` and are re-opened
+until ``stop()``; every call is bounded. Under Locust's gevent monkey-patching
+the blocking reads here yield to the load greenlets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tfsctl.errors import NotFound, ReleaseNotFound, ToolkitError, Unavailable
+from tfsctl.load.evaluate import HpaPoint, MetricValue, ReadyPoint
+
+log = logging.getLogger(__name__)
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
+WATCH_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ReleaseObjects:
+    """What verify-autoscaling needs to know about a release."""
+
+    namespace: str
+    deployment: str
+    selector: dict[str, str]
+    hpa: str
+    min_replicas: int
+    max_replicas: int
+    service: str
+    rest_url: str | None  # from the LoadBalancer ingress, None when it has none
+    grpc_target: str | None
+    rest_port_name: str = "rest"
+
+
+def _quantity(value: Any) -> float | None:
+    if value is None:
+        return None
+    from kubernetes.utils import parse_quantity
+
+    return float(parse_quantity(str(value)))
+
+
+def metric_values(hpa: Any) -> tuple[MetricValue, ...]:
+    """Current values of the HPA's metrics next to their targets (Resource and Pods metrics)."""
+    targets: dict[str, tuple[float | None, str]] = {}
+    for spec in hpa.spec.metrics or []:
+        if spec.type == "Resource" and spec.resource is not None:
+            target = spec.resource.target
+            if target.average_utilization is not None:
+                targets[spec.resource.name] = (float(target.average_utilization), "%")
+            else:
+                targets[spec.resource.name] = (_quantity(target.average_value or target.value), "")
+        elif spec.type == "Pods" and spec.pods is not None:
+            targets[f"pods/{spec.pods.metric.name}"] = (_quantity(spec.pods.target.average_value), "")
+    values: dict[str, float | None] = {}
+    for current in (hpa.status.current_metrics or []) if hpa.status else []:
+        if current.type == "Resource" and current.resource is not None:
+            cur = current.resource.current
+            name = current.resource.name
+            if targets.get(name, (None, ""))[1] == "%":
+                values[name] = None if cur.average_utilization is None else float(cur.average_utilization)
+            else:
+                values[name] = _quantity(cur.average_value or cur.value)
+        elif current.type == "Pods" and current.pods is not None:
+            values[f"pods/{current.pods.metric.name}"] = _quantity(current.pods.current.average_value)
+    return tuple(
+        MetricValue(name, values.get(name), target, unit) for name, (target, unit) in sorted(targets.items())
+    )
+
+
+def hpa_point(hpa: Any, t: float) -> HpaPoint:
+    status = hpa.status
+    return HpaPoint(
+        t=round(t, 3),
+        current=int(status.current_replicas or 0) if status else 0,
+        desired=int(status.desired_replicas or 0) if status else 0,
+        min_replicas=int(hpa.spec.min_replicas or 1),
+        max_replicas=int(hpa.spec.max_replicas),
+        metrics=metric_values(hpa),
+    )
+
+
+def ready_point(deployment: Any, t: float) -> ReadyPoint:
+    status = deployment.status
+    return ReadyPoint(
+        t=round(t, 3),
+        ready=int(status.ready_replicas or 0) if status else 0,
+        replicas=int(deployment.spec.replicas or 0),
+    )
+
+
+_COUNT = re.compile(r"^:tensorflow:serving:request_count\{([^}]*)\}\s+([0-9.eE+]+)", re.M)
+
+
+def parse_request_counts(text: str, model: str) -> int:
+    """Sum of TF Serving's ``:tensorflow:serving:request_count`` for ``model`` (all statuses)."""
+    total = 0.0
+    for labels, value in _COUNT.findall(text):
+        if f'model_name="{model}"' in labels:
+            total += float(value)
+    return int(total)
+
+
+class ClusterView:
+    """Reads and watches the objects of one release."""
+
+    def __init__(self, api: Any) -> None:
+        from kubernetes import client
+
+        self.api = api
+        # typed as Any: the generated models make every field Optional, the objects read here are complete
+        self.apps: Any = client.AppsV1Api(api)
+        self.core: Any = client.CoreV1Api(api)
+        self.autoscaling: Any = client.AutoscalingV2Api(api)
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    # ------------------------------------------------------------------ discovery
+    def resolve(self, release: str, namespace: str) -> ReleaseObjects:
+        from kubernetes.client.exceptions import ApiException
+
+        selector = f"{INSTANCE_LABEL}={release}"
+        try:
+            deployments = self.apps.list_namespaced_deployment(
+                namespace, label_selector=selector, _request_timeout=20
+            )
+            hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace, _request_timeout=20)
+            services = self.core.list_namespaced_service(
+                namespace, label_selector=selector, _request_timeout=20
+            )
+        except ApiException as exc:
+            raise Unavailable(
+                f"namespace {namespace}: cannot read deployments/HPAs/services ({exc.reason})"
+            ) from exc
+        except OSError as exc:
+            raise Unavailable(f"cannot reach the cluster: {exc}") from exc
+        servers = [d for d in deployments.items if (d.metadata.labels or {}).get(COMPONENT_LABEL) == "server"]
+        candidates = servers or deployments.items
+        if not candidates:
+            raise ReleaseNotFound(
+                f"release {release}: no Deployment labelled {selector} in namespace {namespace}"
+            )
+        deployment = candidates[0]
+        name = deployment.metadata.name
+        hpa = next(
+            (
+                h
+                for h in hpas.items
+                if h.spec.scale_target_ref.kind == "Deployment" and h.spec.scale_target_ref.name == name
+            ),
+            None,
+        )
+        if hpa is None:
+            raise NotFound(
+                f"release {release}: no HorizontalPodAutoscaler targets Deployment {name} in namespace "
+                f"{namespace} (set autoscaling.enabled=true)"
+            )
+        service = next(
+            (s for s in services.items if any(p.name == "rest" for p in s.spec.ports or [])),
+            None,
+        )
+        if service is None:
+            raise NotFound(f"release {release}: no Service with a port named rest in namespace {namespace}")
+        ports = {p.name: p.port for p in service.spec.ports or []}
+        ingress = (
+            (service.status.load_balancer.ingress or [])
+            if service.status and service.status.load_balancer
+            else []
+        )
+        address = (ingress[0].ip or ingress[0].hostname) if ingress else None
+        return ReleaseObjects(
+            namespace=namespace,
+            deployment=name,
+            selector=dict(deployment.spec.selector.match_labels or {}),
+            hpa=hpa.metadata.name,
+            min_replicas=int(hpa.spec.min_replicas or 1),
+            max_replicas=int(hpa.spec.max_replicas),
+            service=service.metadata.name,
+            rest_url=f"http://{address}:{ports['rest']}" if address else None,
+            grpc_target=f"{address}:{ports['grpc']}" if address and "grpc" in ports else None,
+        )
+
+    def current(self, objects: ReleaseObjects, t: float) -> tuple[HpaPoint, ReadyPoint]:
+        hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+            objects.hpa, objects.namespace, _request_timeout=20
+        )
+        deployment = self.apps.read_namespaced_deployment(
+            objects.deployment, objects.namespace, _request_timeout=20
+        )
+        return hpa_point(hpa, t), ready_point(deployment, t)
+
+    # ------------------------------------------------------------------ watches
+    def _watch(
+        self, list_fn: Callable[..., Any], namespace: str, name: str, on_object: Callable[[Any], None]
+    ) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        resource_version: str | None = None
+        while not self._stopped:
+            w = watch.Watch()
+            try:
+                kwargs: dict[str, Any] = {
+                    "field_selector": f"metadata.name={name}",
+                    "timeout_seconds": WATCH_SECONDS,
+                    "_request_timeout": WATCH_SECONDS + 10,
+                }
+                if resource_version:
+                    kwargs["resource_version"] = resource_version
+                for event in w.stream(list_fn, namespace, **kwargs):
+                    obj = event["object"]
+                    resource_version = obj.metadata.resource_version
+                    on_object(obj)
+                    if self._stopped:
+                        break
+            except ApiException as exc:
+                if exc.status == 410:  # history compacted: start over from a fresh list
+                    resource_version = None
+                    continue
+                log.warning("watch %s/%s: %s; retrying", namespace, name, exc.reason)
+                time.sleep(1)
+            except (OSError, ToolkitError) as exc:
+                log.warning("watch %s/%s: %s; retrying", namespace, name, exc)
+                time.sleep(1)
+            finally:
+                w.stop()
+
+    def watch_hpa(
+        self, objects: ReleaseObjects, clock: Callable[[], float], record: Callable[[HpaPoint], None]
+    ) -> None:
+        self._watch(
+            self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            objects.namespace,
+            objects.hpa,
+            lambda obj: record(hpa_point(obj, clock())),
+        )
+
+    def watch_deployment(
+        self, objects: ReleaseObjects, clock: Callable[[], float], record: Callable[[ReadyPoint], None]
+    ) -> None:
+        self._watch(
+            self.apps.list_namespaced_deployment,
+            objects.namespace,
+            objects.deployment,
+            lambda obj: record(ready_point(obj, clock())),
+        )
+
+    # ------------------------------------------------------------------ per-pod counts
+    def pod_counts(self, objects: ReleaseObjects, model: str) -> tuple[dict[str, int], str]:
+        """Request counts of ``model`` on each ready pod, and a note on pods that could not be read."""
+        selector = ",".join(f"{k}={v}" for k, v in objects.selector.items())
+        pods = self.core.list_namespaced_pod(objects.namespace, label_selector=selector, _request_timeout=10)
+        counts: dict[str, int] = {}
+        notes: list[str] = []
+        for pod in pods.items:
+            ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+            if not ready or not pod.status.pod_ip or pod.metadata.deletion_timestamp:
+                continue
+            port = next(
+                (
+                    p.container_port
+                    for c in pod.spec.containers
+                    for p in c.ports or []
+                    if p.name == objects.rest_port_name
+                ),
+                8501,
+            )
+            path = (pod.metadata.annotations or {}).get("prometheus.io/path", DEFAULT_METRICS_PATH)
+            url = f"http://{pod.status.pod_ip}:{port}{path}"
+            try:
+                with urllib.request.urlopen(url, timeout=3) as response:
+                    counts[pod.metadata.name] = parse_request_counts(response.read().decode(), model)
+            except urllib.error.HTTPError as exc:
+                notes.append(f"GET {url}: HTTP {exc.code} (enable server.monitoring in the chart)")
+            except OSError as exc:
+                notes.append(f"GET {url}: {exc}")
+        return counts, "; ".join(notes)
