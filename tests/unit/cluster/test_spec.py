@@ -134,7 +134,7 @@ def test_metrics_server_manifests_register_the_metrics_api() -> None:
 def test_pod_resource_usage_is_named_after_the_pod() -> None:
     usage = cspec.pod_resource_usage("ns", "web-1", "300m")
     assert usage["metadata"] == {"name": "web-1", "namespace": "ns"}
-    assert usage["spec"]["usages"][0]["usage"]["cpu"] == {"value": "300m"}
+    assert usage["spec"]["usages"][0]["usage"] == {"cpu": {"value": "300m"}, "memory": {"value": "16Mi"}}
 
 
 def test_fingerprint_changes_with_the_configuration_only() -> None:

@@ -368,11 +368,12 @@ def default_resource_usage() -> dict[str, Any]:
     }
 
 
-def pod_resource_usage(namespace: str, pod: str, cpu: str, memory: str | None = None) -> dict[str, Any]:
-    """A ``ResourceUsage`` fixing the emulated usage of every container of one kwok pod."""
-    usage: dict[str, Any] = {"cpu": {"value": cpu}}
-    if memory is not None:
-        usage["memory"] = {"value": memory}
+def pod_resource_usage(namespace: str, pod: str, cpu: str, memory: str = "16Mi") -> dict[str, Any]:
+    """A ``ResourceUsage`` fixing the emulated usage of every container of one kwok pod.
+
+    Memory is always set: metrics-server drops containers reporting zero memory.
+    """
+    usage: dict[str, Any] = {"cpu": {"value": cpu}, "memory": {"value": memory}}
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "ResourceUsage",

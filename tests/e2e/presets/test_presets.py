@@ -1,0 +1,123 @@
+"""Every preset in values/ installs into a PodSecurity-restricted namespace and lands where it should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from support.cluster_helpers import Cluster, pods, render, wait_for
+from support.cluster_presets import create_prerequisites, expected_node_type, is_hook
+from tfsctl import paths
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RELEASE = "tfs"
+PRESETS = sorted(paths.VALUES_DIR.glob("*.yaml"))
+PRESET_PARAMS = [pytest.param(p, id=p.stem) for p in PRESETS] or [pytest.param(None, id="no-presets")]
+SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
+# Kinds checked for leftovers after uninstall (namespaced), by kubectl resource name.
+LEFTOVER_KINDS = ",".join(
+    [
+        *("deployments", "replicasets", "pods", "services", "configmaps", "persistentvolumeclaims"),
+        *("ingresses", "hpa", "pdb", "serviceaccounts"),
+    ]
+)
+
+
+def _preset(preset: Path | None) -> Path:
+    if preset is None:
+        pytest.fail(
+            f"no presets in {paths.VALUES_DIR}: the e2e preset tests need values/*.yaml", pytrace=False
+        )
+    return preset
+
+
+def _api_has(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> bool:
+    kind, name = doc["kind"], doc["metadata"]["name"]
+    args = ["get", kind.lower(), name, "-o", "name"]
+    if kind not in ("PersistentVolume", "IngressClass", "ClusterRole", "ClusterRoleBinding"):
+        args += ["-n", namespace]
+    return cluster.kubectl(*args, check=False).returncode == 0
+
+
+def _node_types_of(cluster: Cluster, namespace: str) -> set[str]:
+    return {
+        cluster.node_types.get(p.spec.node_name, f"unknown:{p.spec.node_name}")
+        for p in pods(cluster.api, namespace, SELECTOR)
+    }
+
+
+@pytest.mark.parametrize("preset", PRESET_PARAMS)
+def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
+    cluster: Cluster, namespace: str, preset: Path | None
+) -> None:
+    values = _preset(preset)
+    docs = render(paths.CHART_DIR, RELEASE, namespace, [values])
+    want = expected_node_type(docs)
+    pvs = create_prerequisites(cluster, namespace, docs)
+    try:
+        cluster.helm(
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(paths.CHART_DIR),
+            "-n",
+            namespace,
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout",
+            "5m",
+            timeout=360,
+        )
+        running = pods(cluster.api, namespace, f"{SELECTOR},app.kubernetes.io/component=server")
+        assert running, f"{values.name}: no server pods"
+        for pod in running:
+            ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+            assert ready, f"{values.name}: pod {pod.metadata.name} is not Ready"
+        assert _node_types_of(cluster, namespace) == {want}, f"{values.name} should run on {want} nodes"
+        missing = [
+            f"{d['kind']}/{d['metadata']['name']}"
+            for d in docs
+            if not is_hook(d) and not _api_has(cluster, namespace, d)
+        ]
+        assert not missing, f"{values.name}: rendered objects not in the API: {missing}"
+        if want == "process":
+            # helm test pods run for real only on the process node
+            out = cluster.helm("test", RELEASE, "-n", namespace, "--timeout", "3m", "--logs", timeout=240)
+            assert "Phase:          Succeeded" in out.stdout or "Succeeded" in out.stdout, out.stdout
+        cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m", timeout=180)
+        wait_for(
+            lambda: (
+                not cluster.kubectl(
+                    "get", LEFTOVER_KINDS, "-n", namespace, "-l", SELECTOR, "-o", "name"
+                ).stdout.strip()
+            ),
+            timeout=90,
+            what=f"{values.name}: release objects to be gone after uninstall",
+        )
+        chart_pvs = [d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolume"]
+        for name in chart_pvs:
+            assert not _api_has(cluster, namespace, {"kind": "PersistentVolume", "metadata": {"name": name}})
+        releases = cluster.kubectl(
+            "get", "secrets", "-n", namespace, "-l", f"owner=helm,name={RELEASE}", "-o", "name"
+        )
+        assert not releases.stdout.strip(), "helm release records left behind"
+    finally:
+        core = client.CoreV1Api(cluster.api)
+        for name in pvs:
+            core.delete_persistent_volume(name)
+
+
+@pytest.mark.parametrize("preset", PRESET_PARAMS)
+def test_preset_passes_server_side_dry_run(cluster: Cluster, namespace: str, preset: Path | None) -> None:
+    values = _preset(preset)
+    docs = render(paths.CHART_DIR, RELEASE, namespace, [values])
+    text = yaml.safe_dump_all(docs)
+    out = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=text, check=False)
+    assert out.returncode == 0, f"{values.name}: the API server rejected the render:\n{out.stderr}"
+    assert out.stdout.count("(server dry run)") == len(docs)
