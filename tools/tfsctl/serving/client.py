@@ -14,9 +14,11 @@ answered, which REST does not report.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -224,7 +226,7 @@ class ServingClient:
         if transport == "rest":
             body: dict[str, Any] = {"signature_name": signature}
             if columnar:
-                body["inputs"] = _jsonable(inputs)
+                body["inputs"] = inputs
             else:
                 body["instances"] = _instances(inputs)
             return dict(self._rest("POST", self._path(model, version, label) + ":predict", body))
@@ -331,6 +333,9 @@ class ServingClient:
                 conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            conn.connect()
+            if conn.sock is not None:  # headers and body go out without waiting for ACKs
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -342,12 +347,12 @@ class ServingClient:
             headers["Authorization"] = self.endpoint.token
         payload = None
         if body is not None:
-            payload = json.dumps(body).encode()
+            payload = json.dumps(body, default=_json_default).encode()
             headers["Content-Type"] = "application/json"
         where = f"{method} {self.endpoint.rest_url}{path}"
         for attempt in (1, 2):
-            conn = self._connection()
             try:
+                conn = self._connection()
                 conn.request(method, path, body=payload, headers=headers)
                 response = conn.getresponse()
                 raw = response.read()
@@ -459,40 +464,37 @@ def _dtype_enum(name: str) -> int | None:
         return None
 
 
-def _jsonable(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
+    """``json.dumps`` hook: numpy arrays and scalars, and bytes as ``{"b64": ...}``."""
     if isinstance(value, np.ndarray):
-        return tensors.to_json_value(value)
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return {"b64": __import__("base64").b64encode(value).decode()}
+        return value.tolist() if value.dtype != object else tensors.to_json_value(value)
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _instances(inputs: Any) -> list[Any]:
     """Row-format instances from a list of rows or a ``{name: rows}`` mapping."""
     if isinstance(inputs, Mapping):
-        columns = {k: _jsonable(v) for k, v in inputs.items()}
-        sizes = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+        sizes = {len(v) if isinstance(v, list | tuple | np.ndarray) else -1 for v in inputs.values()}
         if len(sizes) != 1 or -1 in sizes:
             raise InvalidInput("predict inputs: every named input needs the same number of rows")
-        return [{k: v[i] for k, v in columns.items()} for i in range(sizes.pop())]
-    rows = _jsonable(inputs)
-    if not isinstance(rows, list):
+        return [{k: v[i] for k, v in inputs.items()} for i in range(sizes.pop())]
+    if isinstance(inputs, np.ndarray):
+        return list(inputs)
+    if not isinstance(inputs, list | tuple):
         raise InvalidInput("predict inputs: row format needs a list of instances")
-    return rows
+    return list(inputs)
 
 
 def _named_inputs(inputs: Any, sig: Mapping[str, Any], columnar: bool) -> dict[str, Any]:
     """``{input name: tensor value}`` for a gRPC PredictRequest."""
     names = sorted(sig.get("inputs", {}))
     if isinstance(inputs, Mapping):
-        return {k: _jsonable(v) for k, v in inputs.items()}
-    rows = _jsonable(inputs)
+        return dict(inputs)
+    rows = inputs
     if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows) and not columnar:
         keys = set(rows[0])
         return {k: [r[k] for r in rows] for k in keys}
@@ -506,9 +508,9 @@ def _named_inputs(inputs: Any, sig: Mapping[str, Any], columnar: bool) -> dict[s
 def _example_body(
     examples: Sequence[Mapping[str, Any]], signature: str, context: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"signature_name": signature, "examples": [_jsonable(dict(e)) for e in examples]}
+    body: dict[str, Any] = {"signature_name": signature, "examples": [dict(e) for e in examples]}
     if context:
-        body["context"] = _jsonable(dict(context))
+        body["context"] = dict(context)
     return body
 
 

@@ -296,6 +296,10 @@ class RestHandler(BaseHTTPRequestHandler):
     server: RestServer
     server_version = "tfsctl-serve"
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
@@ -319,8 +323,10 @@ class RestHandler(BaseHTTPRequestHandler):
             if self.server.draining:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self.end_headers()
-            self.wfile.write(data)
+            # Headers and body in one write: no Nagle/delayed-ACK stall on keep-alive connections.
+            buffer: list[bytes] = self._headers_buffer
+            self.wfile.write(b"".join([*buffer, b"\r\n", data]))
+            self._headers_buffer: list[bytes] = []
         finally:
             with self.server.lock:
                 self.server.busy.discard(self.connection)

@@ -1,0 +1,130 @@
+"""Serving benchmarks: predict throughput and latency through ``tfsctl serve``.
+
+REST and gRPC, batch 1 and 32, one client thread issuing requests back to back
+(latency) against the example Fashion-MNIST-shaped model, next to the same model
+called in-process (``Servable.predict``, the same session-callable path the
+server uses): the ratio is what the protocol layer costs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfsctl.bench import Table
+
+BATCHES = (1, 32)
+
+
+def _model(root: Path) -> tuple[str, Path, str]:
+    """(name, base path, input name): the project's example model, else TF Serving's half_plus_two."""
+    try:
+        from tfsctl.models.example import generate
+
+        return "fashion", generate(root, "fashion", versions=(1,), warmup=False), "images"
+    except ImportError:  # pragma: no cover - the models area not there yet
+        from tfsctl.paths import REPO_ROOT
+
+        src = REPO_ROOT.parent / "shared" / "testdata" / "tf_serving" / "saved_model_half_plus_two_cpu"
+        return "half_plus_two", src, "x"
+
+
+def _inputs(name: str, batch: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if name == "fashion":
+        return rng.random((batch, 28, 28, 1), dtype=np.float32)
+    return rng.random((batch, 1), dtype=np.float32)
+
+
+def _measure(call: Callable[[], Any], count: int, warmup: int = 5) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) over ``count`` sequential calls."""
+    for _ in range(warmup):
+        call()
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - t0) * 1000)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * len(latencies)) - 1)]
+    return count / elapsed, statistics.median(latencies), p99
+
+
+def collect(quick: bool) -> list[Table]:
+    from tfsctl.serving.servable import Servable
+    from tfsctl.serving.testing import LocalServer
+
+    count = 60 if quick else 400
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="tfsctl-bench-serving-") as tmp:
+        name, base, input_name = _model(Path(tmp))
+        version_dir = sorted(p for p in Path(base).iterdir() if p.name.isdigit())[-1]
+        in_process = Servable(
+            name, int(version_dir.name), str(version_dir), intra_op_threads=1, inter_op_threads=1
+        )
+        baseline: dict[int, tuple[float, float, float]] = {}
+        for batch in BATCHES:
+            data = _inputs(name, batch)
+
+            def direct(d: np.ndarray = data) -> Any:
+                return in_process.predict("serving_default", {input_name: d})
+
+            baseline[batch] = _measure(direct, count)
+            rps, p50, p99 = baseline[batch]
+            rows.append(
+                [
+                    "in-process",
+                    str(batch),
+                    f"{rps:.0f}",
+                    f"{rps * batch:.0f}",
+                    f"{p50:.2f}",
+                    f"{p99:.2f}",
+                    "1.00",
+                ]
+            )
+        in_process.close()
+        with LocalServer(model_name=name, base_path=base) as server, server.client(timeout=60) as client:
+            for transport in ("grpc", "rest"):
+                for batch in BATCHES:
+                    data = _inputs(name, batch)
+                    payload: Any = data if transport == "grpc" else data.tolist()
+
+                    def call(p: Any = payload, t: str = transport) -> Any:
+                        return client.predict(name, {input_name: p}, transport=t, columnar=True)  # type: ignore[arg-type]
+
+                    rps, p50, p99 = _measure(call, count)
+                    ratio = rps / baseline[batch][0]
+                    rows.append(
+                        [
+                            transport,
+                            str(batch),
+                            f"{rps:.0f}",
+                            f"{rps * batch:.0f}",
+                            f"{p50:.2f}",
+                            f"{p99:.2f}",
+                            f"{ratio:.2f}",
+                        ]
+                    )
+    table = Table(
+        title=f"Predict through tfsctl serve vs in-process ({name} model)",
+        columns=["path", "batch", "requests/s", "rows/s", "p50 ms", "p99 ms", "throughput vs in-process"],
+        rows=rows,
+        notes=[
+            f"{count} sequential requests per row after 5 warm-up calls, one client thread, on loopback; "
+            "server and in-process session use 1 intra-op and 1 inter-op thread.",
+            "in-process = the same SavedModel through the same session callable (Servable.predict) in the "
+            "benchmark process: the ceiling for the served figures.",
+            f"host: {os.cpu_count()} cores shared with other jobs: compare rows within this table, "
+            "not across runs.",
+        ],
+    )
+    return [table]
