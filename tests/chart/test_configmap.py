@@ -29,7 +29,11 @@ def config_data(values: dict[str, Any] | None) -> dict[str, str]:
 
 class TestConfigMap:
     def test_model_config_parses_as_model_server_config(self) -> None:
-        config = parse_model_server_config(config_data({"models": MODELS})["model_config.pbtxt"])
+        config = parse_model_server_config(
+            config_data({"models": MODELS, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}})[
+                "model_config.pbtxt"
+            ]
+        )
         by_name = {c.name: c for c in config.model_config_list.config}
         assert sorted(by_name) == ["modelA", "modelB", "modelC", "modelD"]
         assert by_name["modelA"].model_version_policy.WhichOneof("policy_choice") == "all"
@@ -39,7 +43,11 @@ class TestConfigMap:
         assert not by_name["modelD"].HasField("model_version_policy")
 
     def test_base_path_defaults_under_the_models_mount(self) -> None:
-        values = {"models": MODELS, "persistence": {"mountPath": "/serving/"}}
+        values = {
+            "models": MODELS,
+            "modelConfig": {"allowVersionLabelsForUnavailableModels": True},
+            "persistence": {"mountPath": "/serving/"},
+        }
         config = parse_model_server_config(config_data(values)["model_config.pbtxt"])
         paths = {c.name: c.base_path for c in config.model_config_list.config}
         assert paths["modelA"] == "/serving/modelA"
@@ -53,7 +61,9 @@ class TestConfigMap:
                 "versionLabels": {"prod": 1623831335},
             }
         }
-        text = config_data({"models": models})["model_config.pbtxt"]
+        text = config_data(
+            {"models": models, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}}
+        )["model_config.pbtxt"]
         assert "versions: 1623831335" in text
         config = parse_model_server_config(text)
         assert config.model_config_list.config[0].version_labels["prod"] == 1623831335

@@ -244,7 +244,12 @@ class TestDeploymentChecksums:
             models = {
                 "fashion": {"versionPolicy": {"specific": {"versions": [1, 2]}}, "versionLabels": labels}
             }
-            docs = render({"models": models, "modelConfig": {"pollWaitSeconds": 0}})
+            docs = render(
+                {
+                    "models": models,
+                    "modelConfig": {"pollWaitSeconds": 0, "allowVersionLabelsForUnavailableModels": True},
+                }
+            )
             return str(
                 find(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"][
                     "checksum/model-config"

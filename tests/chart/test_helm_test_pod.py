@@ -29,7 +29,9 @@ def script(values: dict[str, Any] | None) -> str:
 
 class TestHelmTestPod:
     def test_is_a_helm_test_hook_run_with_sh_and_curl(self) -> None:
-        pod = render_test_pod({"models": MODELS})
+        pod = render_test_pod(
+            {"models": MODELS, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}}
+        )
         assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
         assert pod["spec"]["restartPolicy"] == "Never"
         container = pod["spec"]["containers"][0]
@@ -37,7 +39,7 @@ class TestHelmTestPod:
         assert container["command"][:2] == ["sh", "-c"]
 
     def test_checks_every_model_version_and_label_for_available(self) -> None:
-        text = script({"models": MODELS})
+        text = script({"models": MODELS, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}})
         for path in (
             "/v1/models/fashion",
             "/v1/models/fashion/versions/1",

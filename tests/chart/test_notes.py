@@ -17,7 +17,9 @@ FASHION = {"fashion": {"versionPolicy": {"specific": {"versions": [1, 2]}}, "ver
 
 class TestNotes:
     def test_lists_rest_and_grpc_addresses(self) -> None:
-        notes = render_notes({**SIZED, "models": FASHION})
+        notes = render_notes(
+            {**SIZED, "models": FASHION, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}}
+        )
         assert f"port-forward svc/{FULLNAME} 8500:8500 8501:8501" in notes
         assert "gRPC: $SERVING_HOST:8500" in notes
         assert "REST: http://$SERVING_HOST:8501" in notes
@@ -27,7 +29,9 @@ class TestNotes:
         assert "status.loadBalancer.ingress[0].ip" in notes
 
     def test_shows_model_version_and_label_paths_and_a_status_check(self) -> None:
-        notes = render_notes({**SIZED, "models": FASHION})
+        notes = render_notes(
+            {**SIZED, "models": FASHION, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}}
+        )
         assert "status    GET  /v1/models/fashion" in notes
         assert "/v1/models/fashion/versions/<N>" in notes
         assert "/v1/models/fashion/labels/stable[:predict] -> version 1" in notes
@@ -35,7 +39,9 @@ class TestNotes:
         assert "helm test tfs -n serving" in notes
 
     def test_no_warnings_for_a_sized_pinned_multi_replica_release(self) -> None:
-        assert "WARNINGS" not in render_notes({**SIZED, "models": FASHION})
+        assert "WARNINGS" not in render_notes(
+            {**SIZED, "models": FASHION, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}}
+        )
 
     def test_warns_when_resources_are_empty(self) -> None:
         assert "resources is empty" in render_notes({"model": {"name": "m"}, "replicaCount": 2})

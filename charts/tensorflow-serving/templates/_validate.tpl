@@ -34,6 +34,9 @@
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and $spec.versionLabels (not $v.modelConfig.allowVersionLabelsForUnavailableModels) }}
+{{- $errors = append $errors (printf "models.%s.versionLabels needs modelConfig.allowVersionLabelsForUnavailableModels: true (TF Serving assigns labels before it loads versions, so a starting pod would fail)" $name) }}
+{{- end }}
 {{- if hasKey $policy "specific" }}
 {{- if ne (len ($policy.specific.versions | uniq)) (len $policy.specific.versions) }}
 {{- $errors = append $errors (printf "models.%s.versionPolicy.specific.versions has duplicates" $name) }}
