@@ -50,6 +50,7 @@ def import_tensorflow() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    tf.get_logger().setLevel(logging.ERROR)  # loader.load's deprecation notice is not for operators
     return tf
 
 
