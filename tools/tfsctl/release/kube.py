@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CHART_NAME = "tensorflow-serving"
 CONFIG_KEY = "model_config.pbtxt"
 HISTORY_KEY = "history.json"
+SETTLE_MARGIN_SECONDS = 2.0
 
 
 def fullname(release: str, values: dict[str, Any]) -> str:
@@ -267,6 +268,10 @@ class ReleaseStore:
         grpc = int(get_path(computed, "server.grpcPort", 8500))
         rest = int(get_path(computed, "server.restPort", 8501))
         self.connector: PodConnector = connector or PodIPConnector(grpc, rest)
+        # The kubelet updates the mounted ConfigMap some time after helm changes it, and the server
+        # re-applies that file every pollWaitSeconds: a step must hold one poll period (+ margin).
+        poll = float(get_path(computed, "modelConfig.pollWaitSeconds", 0) or 0)
+        self.settle_seconds = poll + SETTLE_MARGIN_SECONDS if poll > 0 else 0.0
         if not get_path(computed, "models"):
             raise NotFound(
                 f"release {self.namespace}/{release} is in single-model mode (values `model`): labels need "

@@ -4,7 +4,11 @@ Each planned step is persisted first (so a server restarted at any moment reads 
 safe config), pushed to every replica with HandleReloadConfigRequest, then
 waited for with GetModelStatus until every replica shows it. A replica that has
 not caught up gets the revision again every ``REPUSH_SECONDS`` (a server that
-polls its config file may briefly re-apply an older file). If a step fails, the
+polls its config file may briefly re-apply an older file), and a step only counts
+once it has held on every replica for the store's ``settle_seconds`` (one poll
+period: a replica whose mounted file is still older would have reverted within
+it), so the next step never starts while a file two revisions old can come back.
+A step also waits until versions it retires are no longer loaded. If a step fails, the
 inverse plan takes every replica back to the pre-promotion state and the error
 names the step and what happened on which replica.
 """
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 REPUSH_SECONDS = 3.0
 POLL_SECONDS = 0.25
+#: version states that mean "loaded or being loaded" (UNLOADING and END are on their way out)
+LIVE_STATES = frozenset({"START", "LOADING", "AVAILABLE"})
 
 
 @dataclass(frozen=True)
@@ -254,23 +260,34 @@ class Promoter:
             skip.update({n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)})
         self._check_unreachable(step, {n: e for n, e in errors.items() if skip is None or n not in skip})
         labels = list(step.verify_labels)
+        settle = float(getattr(self.store, "settle_seconds", 0.0))
+        holding: dict[str, float] = {}  # replica -> since when it has shown the step without a break
         while True:
             replicas = [r for r in self._replicas_or_fail() if skip is None or r.name not in skip]
             observed = self.fleet.observe(replicas, {model: labels})
+            now = self.clock()
             pending: dict[str, str] = {}
             for obs in observed:
                 why = self._unsatisfied(obs, model, step)
                 if why:
                     pending[obs.name] = why
+                    holding.pop(obs.name, None)
+                else:
+                    holding.setdefault(obs.name, now)
             if not pending:
-                return
+                # A server polling a config file that has not caught up yet re-applies the older file
+                # within one poll period; a step that held that long on every replica is in their files.
+                unsettled = [o.name for o in observed if now - holding[o.name] < settle]
+                if not unsettled:
+                    return
+                self.sleep(POLL_SECONDS)
+                continue
             unreachable = {n: w for n, w in pending.items() if w.startswith("unreachable")}
             if unreachable and skip is not None:
                 skip.update(unreachable)
                 continue
             if unreachable and self.store.strict:
                 raise StepFailed(step, unreachable, Unavailable)
-            now = self.clock()
             if now >= deadline:
                 raise StepFailed(step, pending, Timeout)
             if now - last_push >= REPUSH_SECONDS:
@@ -307,6 +324,9 @@ class Promoter:
             state = seen.versions.get(v)
             if state != "AVAILABLE":
                 return f"version {v} is {state or 'absent'} (want AVAILABLE; is it in the repository?)"
+        for v, state in sorted(seen.versions.items()):
+            if v not in step.served and state in LIVE_STATES:
+                return f"version {v} is {state} but this step serves {sorted(step.served)} (older config?)"
         for label, v in step.verify_labels.items():
             got = seen.labels.get(label)
             if got != v:

@@ -33,6 +33,10 @@ class ConfigStore(Protocol):
 
     #: unreachable replicas fail a step at once (fixed endpoints) or are waited for (pods come and go)
     strict: bool
+    #: how long a pushed step must hold on every replica before the next one (servers that poll a
+    #: file that lags the store re-apply the older file within one poll period); 0 when the file
+    #: is written before every push
+    settle_seconds: float
 
     def describe(self) -> str: ...
 
@@ -110,6 +114,7 @@ class EndpointStore:
     """A model config file shared by plain servers, and the servers' endpoints."""
 
     strict = True
+    settle_seconds = 0.0  # the shared file is replaced before each push: no older file can come back
 
     def __init__(self, config_file: Path, replicas: list[Replica], fs_root: Path | None = None) -> None:
         self.path = Path(config_file)
