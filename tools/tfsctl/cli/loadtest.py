@@ -22,7 +22,13 @@ from tfsctl.load.shapes import SHAPES, parse_duration
 from tfsctl.load.thresholds import DEFAULT_MAX_FAILURE_RATIO, DEFAULT_P95_MS, DEFAULT_P99_MS, Thresholds
 
 
-def _load_options(default_shape: str, default_users: int, default_duration: str) -> Callable[[Any], Any]:
+def _load_options(
+    default_shape: str,
+    default_users: int,
+    default_duration: str,
+    user_rps: float = 0.0,
+    reconnect_every: int = 0,
+) -> Callable[[Any], Any]:
     options = [
         click.option("--model", default="fashion", show_default=True, help="Model name."),
         click.option("--label", default=None, help="Version label (predict:<model>@<label>)."),
@@ -43,12 +49,16 @@ def _load_options(default_shape: str, default_users: int, default_duration: str)
             "--spawn-rate", type=float, default=None, help="Users started per second (default: all at once)."
         ),
         click.option(
-            "--user-rps", type=float, default=0.0, show_default=True, help="Requests/s per user; 0 = no wait."
+            "--user-rps",
+            type=float,
+            default=user_rps,
+            show_default=True,
+            help="Requests/s per user; 0 = no wait.",
         ),
         click.option(
             "--reconnect-every",
             type=int,
-            default=0,
+            default=reconnect_every,
             show_default=True,
             help="New connection every N requests.",
         ),
@@ -173,7 +183,8 @@ def loadtest(
 @click.option("--release", required=True, help="Helm release whose HPA to verify.")
 @click.option("--namespace", default="default", show_default=True)
 @click.option("--target", default=None, help="REST base URL (default: the Service's LoadBalancer ingress).")
-@_load_options("step", 8, "90s")
+# paced users, periodic reconnects: a fixed request rate, and new pods get connections (spread check)
+@_load_options("step", 8, "90s", user_rps=10.0, reconnect_every=50)
 @click.option("--expect-max-replicas-at-least", "at_least", type=int, default=2, show_default=True)
 @click.option(
     "--scale-out-within", default="90s", show_default=True, help="After the load crossed the target."
