@@ -60,7 +60,8 @@ def verify(cluster: Cluster, namespace: str, report: Path, *extra: str) -> tuple
     done = tfsctl(
         "verify-autoscaling", "--release", RELEASE, "--namespace", namespace, "--report", str(report),
         "--output", "json", "--shape", "step", "--shape-params", "steps=2",
-        "--users", "8", "--user-rps", "12", "--reconnect-every", "10", "--p95-ms", "3000", "--p99-ms", "6000", *extra,
+        "--users", "8", "--user-rps", "12", "--reconnect-every", "10",
+        "--p95-ms", "3000", "--p99-ms", "6000", *extra,
         timeout=900, env={"KUBECONFIG": str(cluster.kubeconfig)},
     )  # fmt: skip
     try:
