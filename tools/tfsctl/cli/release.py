@@ -244,7 +244,8 @@ def status(output: str, **kw: Any) -> None:
     for m, d in data["desired"].items():
         labels = ", ".join(f"{k}->{v}" for k, v in sorted(d["labels"].items())) or "no labels"
         lines.append(f"  desired {m}: {d['policy']}; {labels}")
-    lines.append(f"  {'REPLICA':<28} {'READY':<6} {'NODE':<18} MODELS")
+    width = max([28, *(len(r["name"]) for r in data["replicas"])])
+    lines.append(f"  {'REPLICA':<{width}} {'READY':<6} {'NODE':<18} MODELS")
     for r in data["replicas"]:
         models = "; ".join(
             f"{m} v["
@@ -255,7 +256,7 @@ def status(output: str, **kw: Any) -> None:
         ) or (r["error"] or "")
         flag = "  !! " + "; ".join(r["disagrees"]) if r["disagrees"] else ""
         lines.append(
-            f"  {r['name']:<28} {str(r['ready']).lower():<6} {r['node'] or '-'!s:<18} {models}{flag}"
+            f"  {r['name']:<{width}} {str(r['ready']).lower():<6} {r['node'] or '-'!s:<18} {models}{flag}"
         )
     lines.append("  consistent" if data["consistent"] else f"  {len(report.disagreements)} disagreement(s)")
     _emit(output, data, "\n".join(lines))

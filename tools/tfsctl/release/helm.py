@@ -178,4 +178,8 @@ def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
 
     from tfsctl.paths import tool_path
 
+    # pyhelm3 logs every non-zero helm exit as a warning, including the expected "release: not
+    # found" of a first install; the adapter turns real failures into one-line errors instead.
+    logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
+
     return Client(executable=tool_path("helm"), kubeconfig=kubeconfig, default_timeout=f"{int(timeout)}s")

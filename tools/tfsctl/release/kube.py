@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,8 +156,9 @@ class KubeAdapter:
 
     # -------------------------------------------------------------- lease lock
     @contextlib.contextmanager
-    def lease(self, name: str, timeout: float, duration: int = 600) -> Iterator[None]:
-        """Hold Lease ``name``; wait up to ``timeout`` for another holder, then Conflict."""
+    def lease(self, name: str, timeout: float, duration: int = 30) -> Iterator[None]:
+        """Hold Lease ``name`` (renewed every ``duration``/3 s, so a killed holder frees it within
+        ``duration``); wait up to ``timeout`` for another holder, then Conflict."""
         from kubernetes import client
 
         holder = f"{os.environ.get('USER', 'tfsctl')}@{socket.gethostname()}:{os.getpid()}"
@@ -203,9 +205,29 @@ class KubeAdapter:
                     f"{current.spec.holder_identity}); waited {timeout:.0f}s"
                 )
             time.sleep(1.0)
+        stop = threading.Event()
+
+        def keep_renewed() -> None:
+            while not stop.wait(duration / 3):
+                try:
+                    lease = self.coordination.read_namespaced_lease(
+                        name, self.namespace, _request_timeout=self.timeout
+                    )
+                    if lease.spec is not None:
+                        lease.spec.renew_time = dt.datetime.now(dt.timezone.utc)
+                    self.coordination.replace_namespaced_lease(
+                        name, self.namespace, lease, _request_timeout=self.timeout
+                    )
+                except Exception as exc:  # the next renewal retries; expiry is the worst case
+                    log.warning("renewing Lease %s failed: %s", name, exc)
+
+        renewer = threading.Thread(target=keep_renewed, name="tfsctl-lease", daemon=True)
+        renewer.start()
         try:
             yield
         finally:
+            stop.set()
+            renewer.join(self.timeout)
             with contextlib.suppress(Exception):
                 self.coordination.delete_namespaced_lease(name, self.namespace, _request_timeout=self.timeout)
 

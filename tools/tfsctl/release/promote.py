@@ -188,7 +188,8 @@ class Promoter:
         try:
             for step in plan.steps:
                 started = self.clock()
-                self._apply(config, req.model, step, deadline)
+                # Pods come and go (a killed replica, its replacement): report the last verified set.
+                result.replicas = self._apply(config, req.model, step, deadline)
                 reached = step
                 result.steps.append(StepReport(step.name, step.description, self.clock() - started))
         except StepFailed as failed:
@@ -238,10 +239,10 @@ class Promoter:
             raise Unavailable(f"no replica reports model {model}")
         return max(set(sets), key=sets.count)
 
-    def _apply(self, base: ServerConfig, model: str, step: Step, deadline: float) -> None:
+    def _apply(self, base: ServerConfig, model: str, step: Step, deadline: float) -> list[str]:
         config = apply_state(base, model, step.state)
         pushed = self.store.write(config, f"{model}: {step.description}")
-        self._push_and_wait(pushed, model, step, deadline)
+        return self._push_and_wait(pushed, model, step, deadline)
 
     def _push_and_wait(
         self,
@@ -250,7 +251,7 @@ class Promoter:
         step: Step,
         deadline: float,
         skip: dict[str, str] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """Push ``config`` and wait for ``step`` on every replica; with ``skip``, unreachable
         replicas are recorded there and left out instead of failing the step (restore)."""
         replicas = self._replicas_or_fail()
@@ -279,7 +280,7 @@ class Promoter:
                 # within one poll period; a step that held that long on every replica is in their files.
                 unsettled = [o.name for o in observed if now - holding[o.name] < settle]
                 if not unsettled:
-                    return
+                    return sorted(o.name for o in observed)
                 self.sleep(POLL_SECONDS)
                 continue
             unreachable = {n: w for n, w in pending.items() if w.startswith("unreachable")}
