@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-name", default=DEFAULT_NODE_NAME)
     parser.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
     parser.add_argument(
+        "--node-type", default="process", help="value of the node's node.tfsctl.dev/type label"
+    )
+    parser.add_argument(
         "--bridge", default=BRIDGE, help="host bridge of the pod network (one agent per bridge)"
     )
     parser.add_argument("--lb-cidr", default=DEFAULT_LB_CIDR, help="loopback range of LoadBalancer IPs")
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         shutdown_grace=args.shutdown_grace,
         bridge=args.bridge,
+        node_type=args.node_type,
     )
     try:
         run(cfg)

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
-from tfsctl.errors import Conflict, Unavailable
+from tfsctl.errors import Conflict, NotFound, Unavailable
 
 from . import BRIDGE, DEFAULT_LB_CIDR, DEFAULT_METRICS_PORT, DEFAULT_NODE_NAME, DEFAULT_POD_CIDR
 from .ipam import PersistentPool, gateway_of
@@ -29,7 +29,7 @@ from .metrics import ContainerSample, ResourceSample, format_resource_metrics
 from .netns import Network
 from .node import NodeKeeper
 from .runtime import PodWorker, kill_tree
-from .server import KubeletServer
+from .server import KubeletServer, LogHandle
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class AgentConfig:
     host_ip: str = "127.0.0.1"
     shutdown_grace: float = 30.0
     bridge: str = BRIDGE
+    node_type: str = "process"  # value of node.tfsctl.dev/type (tests use their own to keep pods apart)
 
 
 def node_usage() -> tuple[float, float]:
@@ -83,6 +84,16 @@ class Agent:
     def log_path(self, namespace: str, pod: str, container: str) -> Path:
         return self.state_dir / "logs" / f"{namespace}_{pod}_{container}.log"
 
+    def container_log(self, namespace: str, pod: str, container: str, previous: bool) -> LogHandle:
+        """The kubelet's log lookup for ``/containerLogs`` (raises NotFound naming what is missing)."""
+        with self.lock:
+            worker = next(
+                (w for w in self.workers.values() if w.namespace == namespace and w.name == pod), None
+            )
+        if worker is None:
+            raise NotFound(f"pod {namespace}/{pod} is not running on node {self.cfg.node_name}")
+        return worker.log_handle(container, previous)
+
     # -- lifecycle
     def request_stop(self) -> None:
         self.stopping.set()
@@ -112,7 +123,11 @@ class Agent:
         self.network.ensure_bridge()
         try:
             self.server = KubeletServer(
-                self.host_ip, self.cfg.metrics_port, self.state_dir / "pki", self.render_metrics
+                self.host_ip,
+                self.cfg.metrics_port,
+                self.state_dir / "pki",
+                self.render_metrics,
+                self.container_log,
             )
         except OSError as exc:
             raise Unavailable(
@@ -120,7 +135,13 @@ class Agent:
             ) from exc
         self.server.start()
         self.node = NodeKeeper(
-            self.api, self.cfg.node_name, self.cfg.pod_cidr, self.host_ip, self.server.port, self.stop
+            self.api,
+            self.cfg.node_name,
+            self.cfg.pod_cidr,
+            self.host_ip,
+            self.server.port,
+            self.stop,
+            self.cfg.node_type,
         )
         self.node.register()
         self.node.start()

@@ -30,9 +30,9 @@ def arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
-def node_labels(name: str) -> dict[str, str]:
+def node_labels(name: str, node_type: str = "process") -> dict[str, str]:
     return {
-        NODE_TYPE_LABEL: "process",
+        NODE_TYPE_LABEL: node_type,
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": arch(),
@@ -96,7 +96,14 @@ class NodeKeeper:
     """Registers the node and keeps it Ready while the agent runs."""
 
     def __init__(
-        self, api: client.ApiClient, name: str, pod_cidr: str, host_ip: str, port: int, stop: threading.Event
+        self,
+        api: client.ApiClient,
+        name: str,
+        pod_cidr: str,
+        host_ip: str,
+        port: int,
+        stop: threading.Event,
+        node_type: str = "process",
     ) -> None:
         self.core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want models
         self.coordination: Any = client.CoordinationV1Api(api)
@@ -105,11 +112,12 @@ class NodeKeeper:
         self.host_ip = host_ip
         self.port = port
         self.stop = stop
+        self.node_type = node_type
         self.uid = ""
         self.thread = threading.Thread(target=self._run, name="node-heartbeat", daemon=True)
 
     def register(self) -> None:
-        labels = node_labels(self.name)
+        labels = node_labels(self.name, self.node_type)
         try:
             node = self.core.read_node(self.name, _request_timeout=15)
             patch: dict[str, Any] = {"metadata": {"labels": labels}}

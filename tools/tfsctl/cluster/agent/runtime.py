@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psutil
 
@@ -29,6 +29,7 @@ from tfsctl.errors import InvalidInput, NotFound, ToolkitError
 from . import env as envmod
 from .podstatus import ContainerView, PodView, Termination, compute_status, status_differs
 from .probes import ProbeSpec, ProbeTracker, Result, resolve_port, should_probe
+from .server import LogHandle
 from .volumes import PodVolumes, VolumeError, build_root
 
 if TYPE_CHECKING:
@@ -64,6 +65,52 @@ def exit_termination(returncode: int, started_at: float | None, killed_reason: s
     )
 
 
+def index_path(log_path: Path) -> Path:
+    return log_path.with_suffix(".idx")
+
+
+def previous_log_path(log_path: Path) -> Path:
+    return log_path.with_suffix(".previous.log")
+
+
+def rotate_log(log_path: Path) -> None:
+    """Before a run starts: the last run's log becomes the previous one (``kubectl logs --previous``)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log_path.exists():
+        log_path.replace(previous_log_path(log_path))
+        with contextlib.suppress(FileNotFoundError):
+            index_path(log_path).replace(index_path(previous_log_path(log_path)))
+    else:
+        index_path(log_path).unlink(missing_ok=True)
+
+
+def copy_output(stream: BinaryIO, log_path: Path) -> None:
+    """Copy a container's output to its log file, indexing each chunk's offset and arrival time.
+
+    Runs until the container (and every process holding its stdout) has exited.
+    """
+    fd = stream.fileno()
+    try:
+        with open(log_path, "ab") as out, open(index_path(log_path), "a") as index:
+            offset = out.tell()
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                index.write(f"{offset} {time.time():.6f}\n")
+                index.flush()
+                out.write(chunk)
+                out.flush()
+                offset += len(chunk)
+    except OSError as exc:
+        log.warning("log of %s not written: %s", log_path.name, exc)
+    finally:
+        stream.close()
+
+
 def kill_tree(pid: int, sig: int) -> None:
     """Signal a container's process group and any descendant that left it."""
     try:
@@ -91,6 +138,7 @@ class Container:
     next_start: float = 0.0
     crashes: int = 0
     kill_reason: str = ""
+    copier: threading.Thread | None = None  # copies this run's output into its log
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -350,17 +398,24 @@ class PodWorker:
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
         log_path = self.agent.log_path(self.namespace, self.name, container.name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log_file:
-            container.proc = subprocess.Popen(
-                command,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        rotate_log(log_path)
+        container.proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert container.proc.stdout is not None
+        container.copier = threading.Thread(
+            target=copy_output,
+            args=(container.proc.stdout, log_path),
+            name=f"log-{self.name}/{container.name}",
+            daemon=True,
+        )
+        container.copier.start()
         now = time.time()
         container.env = env
         container.run_id += 1
@@ -670,6 +725,34 @@ class PodWorker:
             self.netns = None
         self.agent.ipam.release(self.uid)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- logs
+    def log_handle(self, container_name: str, previous: bool) -> LogHandle:
+        """The log of ``container_name``'s current (or previous) run; NotFound when there is none."""
+        by_name = {c.name: c for c in self.init_containers + self.containers}
+        container = by_name.get(container_name)
+        if container is None:
+            raise NotFound(
+                f"container {container_name} is not valid for pod {self.name} "
+                f"(containers: {', '.join(by_name)})"
+            )
+        path = self.agent.log_path(self.namespace, self.name, container_name)
+        view = container.view
+        if previous:
+            last = view.last_termination
+            if last is None:
+                raise NotFound(
+                    f"previous terminated container {container_name!r} in pod {self.name!r} not found"
+                )
+            previous_path = previous_log_path(path)
+            return LogHandle(previous_path, index_path(previous_path), lambda: False, last.started_at or 0.0)
+        copier = container.copier
+        if copier is None:
+            raise NotFound(
+                f"container {container_name!r} in pod {self.name!r} is waiting to start: "
+                f"{view.reason or 'ContainerCreating'}"
+            )
+        return LogHandle(path, index_path(path), copier.is_alive, view.started_at or 0.0)
 
     # -- metrics
     def usage(self) -> list[tuple[str, float, float, float]]:

@@ -1,4 +1,12 @@
-"""The kubelet-like HTTPS endpoint: ``/metrics/resource`` (for metrics-server) and ``/healthz``."""
+"""The kubelet-like HTTPS endpoint: ``/metrics/resource`` (for metrics-server), ``/healthz`` and
+``/containerLogs/{namespace}/{pod}/{container}`` (what the API server's ``pods/log`` proxies to).
+
+kwokctl's binary runtime starts kube-apiserver without ``--kubelet-certificate-authority``
+and without kubelet client certificates, so it connects to
+``<node InternalIP>:<status.daemonEndpoints.kubeletEndpoint.port>`` over TLS without
+verifying the serving certificate: a self-signed one is enough, and no client
+authentication is asked for (the endpoint listens on the host's loopback only).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,41 @@ import logging
 import ssl
 import subprocess
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from tfsctl.errors import InvalidInput, NotFound
+
+from . import logs
 
 log = logging.getLogger(__name__)
+
+FOLLOW_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class LogHandle:
+    """One container run's log: raw bytes, the arrival-time index, and whether the run still writes."""
+
+    path: Path
+    index: Path
+    running: Callable[[], bool]
+    started_at: float  # dates bytes the index does not cover
+
+
+# (namespace, pod, container, previous) -> LogHandle; raises NotFound / InvalidInput
+LogProvider = Callable[[str, str, str, bool], LogHandle]
+
+
+def _read_index(path: Path) -> logs.Index:
+    try:
+        return logs.parse_index(path.read_text())
+    except OSError:
+        return []
 
 
 def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
@@ -81,16 +120,121 @@ def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
 
 
 class KubeletServer:
-    """Serves ``render()`` at ``/metrics/resource`` over HTTPS on ``host:port`` (port 0 picks one)."""
+    """Serves ``render()`` at ``/metrics/resource`` and container logs over HTTPS on ``host:port``.
 
-    def __init__(self, host: str, port: int, cert_dir: Path, render: Callable[[], str]) -> None:
+    Port 0 picks a free one. Without ``logs`` the log endpoint answers 404.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        cert_dir: Path,
+        render: Callable[[], str],
+        logs_provider: LogProvider | None = None,
+    ) -> None:
         cert, key = self_signed_cert(cert_dir, host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        stopping = self.stopping = threading.Event()
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def _plain(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _logs(self, path: str, query: str) -> None:
+                parts = path.split("/")
+                if len(parts) != 5 or not all(parts[2:]) or logs_provider is None:
+                    self._plain(404, b"not found")
+                    return
+                namespace, pod, container = (urllib.parse.unquote(p) for p in parts[2:])
+                try:
+                    options = logs.LogQuery.parse(
+                        urllib.parse.parse_qs(query, keep_blank_values=True), time.time()
+                    )
+                    handle = logs_provider(namespace, pod, container, options.previous)
+                except InvalidInput as exc:
+                    self._plain(400, str(exc).encode())
+                    return
+                except NotFound as exc:
+                    self._plain(404, str(exc).encode())
+                    return
+                try:
+                    stream = handle.path.open("rb")
+                except FileNotFoundError:
+                    if options.previous:
+                        self._plain(
+                            400,
+                            f"previous terminated container {container!r} in pod {pod!r} not found".encode(),
+                        )
+                    else:
+                        self._plain(200, b"")  # started, nothing written yet
+                    return
+                with stream:
+                    if options.follow:
+                        self._follow(stream, handle, options)
+                    else:
+                        body = logs.select(
+                            stream.read(), _read_index(handle.index), options, handle.started_at
+                        )
+                        self._plain(200, body)
+
+            def _follow(self, stream: BinaryIO, handle: LogHandle, options: logs.LogQuery) -> None:
+                data = stream.read()
+                first, offset = logs.follow_start(data, _read_index(handle.index), options, handle.started_at)
+                budget = options.limit_bytes
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                pending = data[offset:]
+
+                def send(chunk: bytes) -> bool:
+                    nonlocal budget
+                    if budget is not None:
+                        chunk = chunk[:budget]
+                        budget -= len(chunk)
+                    if chunk:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    return budget is None or budget > 0
+
+                try:
+                    if not send(first):
+                        return
+                    while not stopping.is_set():
+                        running = handle.running()  # read before draining: no output is lost at exit
+                        more = stream.read()
+                        if more:
+                            pending += more
+                        cut = pending.rfind(b"\n") + 1
+                        if not running and not more:
+                            cut = len(pending)  # the run ended: the partial last line too
+                        if cut:
+                            lines = logs.split_lines(pending[:cut], offset)
+                            body = logs.render_lines(
+                                lines, _read_index(handle.index), options.timestamps, handle.started_at
+                            )
+                            offset += cut
+                            pending = pending[cut:]
+                            if not send(body):
+                                return
+                        if not running and not more:
+                            return
+                        if not more:
+                            stopping.wait(FOLLOW_POLL)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    log.debug("log follower of %s went away", handle.path.name)
+
             def do_GET(self) -> None:
-                path = self.path.split("?")[0]
+                path, _, query = self.path.partition("?")
+                if path.startswith("/containerLogs/"):
+                    self._logs(path, query)
+                    return
                 if path == "/healthz":
                     body, ctype, code = b"ok", "text/plain", 200
                 elif path == "/metrics/resource":
@@ -125,5 +269,6 @@ class KubeletServer:
         self.thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
