@@ -30,7 +30,8 @@ class TestDistributedManifests:
         assert config_map["data"] == {"locustfile.py": "print('hi')\n"}
         master_pod = master["spec"]["template"]["spec"]
         (container,) = master_pod["containers"]
-        assert container["command"] == ["locust"]
+        assert container["command"] == ["python", "-m", "tfsctl.load.master", "/artifacts", "locust"]
+        assert {"name": "artifacts", "mountPath": "/artifacts"} in container["volumeMounts"]
         assert container["workingDir"] == "/loadtest"
         assert container["args"][:4] == ["-f", "locustfile.py", "--master", "--headless"]
         assert container["args"][container["args"].index("--expect-workers") + 1] == "3"

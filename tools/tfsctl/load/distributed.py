@@ -12,10 +12,13 @@ the report directory, and the objects are deleted. Every wait is bounded.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import ipaddress
 import json
 import logging
 import string
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ import yaml
 
 from tfsctl.errors import InvalidInput, Timeout, Unavailable
 from tfsctl.load import thresholds
+from tfsctl.load.master import parse_frames
 from tfsctl.load.options import LoadSettings
 from tfsctl.load.timeline import percentile
 from tfsctl.paths import REPO_ROOT
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 MANIFEST = REPO_ROOT / "loadtest" / "manifests" / "locust-distributed.yaml"
 LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 PROCESS_NODE_LABEL = ("node.tfsctl.dev/type", "process")
+MASTER_WAIT_FOR_WORKERS = 120.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class DistributedRequest:
 def master_args(settings: LoadSettings, workers: int) -> list[str]:
     return [
         "-f", "locustfile.py", "--master", "--headless", "--json",
-        "--expect-workers", str(workers), "--expect-workers-max-wait", "120",
+        "--expect-workers", str(workers), "--expect-workers-max-wait", f"{MASTER_WAIT_FOR_WORKERS:g}",
         *settings.common_argv(),
     ]  # fmt: skip
 
@@ -117,48 +122,140 @@ def summarize(entries: list[dict[str, Any]]) -> thresholds.Summary:
     )
 
 
-def _wait(what: str, timeout: float, probe: Any) -> Any:
+def check_target(host: str) -> None:
+    """The workers send the load from pods: a loopback target would be each pod's own loopback."""
+    hostname = urllib.parse.urlsplit(host).hostname or ""
+    try:
+        loopback = hostname == "localhost" or ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        raise InvalidInput(
+            f"--target {host}: a loopback address is not reachable from the worker pods; pass an "
+            "in-cluster address (http://<service>.<namespace>.svc:8501, a ClusterIP or a pod IP)"
+        )
+
+
+def gave_up_waiting(master_log: str) -> bool:
+    return "Gave up waiting for workers to connect" in master_log
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    kept = [line.strip() for line in text.strip().splitlines()[-lines:]]
+    return " | ".join(line for line in kept if line)[-400:]
+
+
+class _Cluster:
+    """The few API calls a run needs (takes the ApiClient; every call bounded)."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self.api = api
+        self.ns = namespace
+        self.core: Any = client.CoreV1Api(api)
+        self.batch: Any = client.BatchV1Api(api)
+
+    def pods(self, selector: str) -> list[Any]:
+        return list(
+            self.core.list_namespaced_pod(self.ns, label_selector=selector, _request_timeout=10).items
+        )
+
+    def log(self, pod: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self.core.read_namespaced_pod_log(
+                pod, self.ns, container="locust", _preload_content=False, _request_timeout=60
+            )
+        except ApiException as exc:
+            raise Unavailable(
+                f"pod {self.ns}/{pod}: cannot read the Locust master's log ({exc.status} {exc.reason}); "
+                "the node must serve container logs (pods/log)"
+            ) from exc
+        return bytes(resp.data).decode(errors="replace")
+
+    def gone(self, selector: str) -> bool:
+        return not self.pods(selector)
+
+
+def _terminated(pod: Any) -> Any:
+    for status in (pod.status.container_statuses or []) if pod.status else []:
+        if status.state and status.state.terminated:
+            return status.state.terminated
+    return None
+
+
+def _unscheduled_reason(pod: Any) -> str:
+    for cond in (pod.status.conditions or []) if pod.status else []:
+        if cond.type == "PodScheduled" and cond.status != "True":
+            return f": {cond.message or cond.reason}"
+    return ""
+
+
+def _wait(what: str, timeout: float, probe: Any, detail: Any = lambda: "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
         if value is not None:
             return value
         time.sleep(2)
-    raise Timeout(f"{what}: not within {timeout:g}s")
+    raise Timeout(f"{what}: not within {timeout:g}s{detail()}")
 
 
 def run(request: DistributedRequest, report_dir: Path, api: Any = None) -> dict[str, Any]:
-    """Run the distributed test; return the same layout as ``LoadResult.to_dict`` (subset)."""
-    from kubernetes import client, utils
+    """Run the distributed test; return the same layout as ``LoadResult.to_dict`` (subset).
+
+    Raises ``InvalidInput`` for a loopback target, ``Timeout`` when the master gets no
+    pod IP or never finishes, ``Unavailable`` when the workers never connected, a
+    worker or the master failed, or the master's log cannot be read. Every object it
+    created is deleted before it returns or raises.
+    """
+    from kubernetes import utils
     from kubernetes.client.exceptions import ApiException
 
+    check_target(request.settings.host)
     if api is None:
         from tfsctl.load.verify import _api_client
 
         api = _api_client()
-    core: Any = client.CoreV1Api(api)
-    batch: Any = client.BatchV1Api(api)
+    kube = _Cluster(api, request.namespace)
     selector = request.node_selector
     if selector is None:
         key, value = PROCESS_NODE_LABEL
-        nodes = core.list_node(label_selector=f"{key}={value}", _request_timeout=10).items
+        nodes = kube.core.list_node(label_selector=f"{key}={value}", _request_timeout=10).items
         selector = {key: value} if nodes else {}
-    request = DistributedRequest(**{**request.__dict__, "node_selector": selector})
+    request = dataclasses.replace(request, node_selector=selector)
     ns = request.namespace
     locustfile = LOCUSTFILE.read_text()
     config_map, master_job, _ = render(request, "${MASTER_HOST}", locustfile)
     report_dir.mkdir(parents=True, exist_ok=True)
     master_selector = f"job-name={request.name}-master"
+    worker_selector = f"job-name={request.name}-workers"
     try:
-        core.create_namespaced_secret(ns, secret(request), _request_timeout=10)
+        kube.core.create_namespaced_secret(ns, secret(request), _request_timeout=10)
         utils.create_from_dict(api, config_map, namespace=ns)
         utils.create_from_dict(api, master_job, namespace=ns)
 
         def master_ip() -> str | None:
-            pods = core.list_namespaced_pod(ns, label_selector=master_selector, _request_timeout=10).items
+            pods = kube.pods(master_selector)
+            if pods and _terminated(pods[0]) is not None:
+                raise Unavailable(
+                    f"Locust master pod {pods[0].metadata.name} exited before the workers started: "
+                    f"{_tail(kube.log(pods[0].metadata.name))}"
+                )
             return pods[0].status.pod_ip if pods and pods[0].status and pods[0].status.pod_ip else None
 
-        ip = _wait(f"Locust master pod {request.name}-master IP", request.start_timeout, master_ip)
+        def master_pending() -> str:
+            pods = kube.pods(master_selector)
+            return _unscheduled_reason(pods[0]) if pods else " (no pod created)"
+
+        ip = _wait(
+            f"Locust master pod of job {request.name}-master got no IP",
+            request.start_timeout,
+            master_ip,
+            master_pending,
+        )
         (workers,) = [
             d for d in render(request, ip, locustfile) if d["metadata"]["name"].endswith("-workers")
         ]
@@ -166,32 +263,47 @@ def run(request: DistributedRequest, report_dir: Path, api: Any = None) -> dict[
         limit = request.settings.duration + request.start_timeout + 60
 
         def master_done() -> Any:
-            pods = core.list_namespaced_pod(ns, label_selector=master_selector, _request_timeout=10).items
-            for status in (pods[0].status.container_statuses or []) if pods else []:
-                if status.state and status.state.terminated:
-                    return pods[0].metadata.name, int(status.state.terminated.exit_code)
-            return None
+            for pod in kube.pods(worker_selector):
+                term = _terminated(pod)
+                if term is not None and term.exit_code:
+                    raise Unavailable(
+                        f"Locust worker pod {pod.metadata.name} exited with {term.exit_code}: "
+                        f"{_tail(kube.log(pod.metadata.name))}"
+                    )
+            pods = kube.pods(master_selector)
+            term = _terminated(pods[0]) if pods else None
+            return (pods[0].metadata.name, int(term.exit_code)) if term is not None else None
 
         pod_name, exit_code = _wait("Locust master to finish", limit, master_done)
-        try:
-            output = core.read_namespaced_pod_log(pod_name, ns, container="locust", _request_timeout=30)
-        except ApiException as exc:
-            raise Unavailable(
-                f"pod {pod_name}: cannot read the Locust master's log ({exc.status} {exc.reason}); "
-                "the node must serve container logs"
-            ) from exc
+        output = kube.log(pod_name)
         (report_dir / "master.log").write_text(output)
-        entries = parse_master_output(output)
+        head, artifacts = parse_frames(output)
+        if exit_code != 0 and gave_up_waiting(head):
+            raise Unavailable(
+                f"Locust workers never connected to the master at {ip}:5557 within "
+                f"{MASTER_WAIT_FOR_WORKERS:g}s (see {report_dir / 'master.log'})"
+            )
+        if exit_code not in (0, 1):
+            raise Unavailable(
+                f"Locust master exited with {exit_code}: {_tail(head)} (see {report_dir / 'master.log'})"
+            )
+        entries = parse_master_output(head)
     except ApiException as exc:
         raise Unavailable(f"namespace {ns}: {exc.status} {exc.reason} while running Locust") from exc
     finally:
-        _cleanup(core, batch, ns, request.name)
+        _cleanup(kube, request.name)
+    files: dict[str, str] = {"master_log": str(report_dir / "master.log")}
+    for artifact, data in sorted(artifacts.items()):
+        (report_dir / artifact).write_bytes(data)
+        key = "html" if artifact.endswith(".html") else artifact.removeprefix("locust_").removesuffix(".csv")
+        files[key] = str(report_dir / artifact)
     (report_dir / "locust_stats.json").write_text(json.dumps(entries, indent=2))
-    _write_csv(entries, report_dir / "locust_stats.csv")
+    files["stats_json"] = str(report_dir / "locust_stats.json")
+    if "stats" not in files:  # Locust wrote no CSV: the summary from --json is still there
+        _write_csv(entries, report_dir / "locust_stats.csv")
+        files["stats"] = str(report_dir / "locust_stats.csv")
     summary = summarize(entries)
     verdict = thresholds.check(summary, request.settings.limits)
-    if exit_code not in (0, 1):
-        raise InvalidInput(f"Locust master exited with {exit_code} (see {report_dir / 'master.log'})")
     return {
         "target": request.settings.host,
         "distributed": {"workers": request.workers, "namespace": ns, "master_exit_code": exit_code},
@@ -206,11 +318,7 @@ def run(request: DistributedRequest, report_dir: Path, api: Any = None) -> dict[
             }
             for e in entries
         ],
-        "files": {
-            "master_log": str(report_dir / "master.log"),
-            "stats_json": str(report_dir / "locust_stats.json"),
-            "stats": str(report_dir / "locust_stats.csv"),
-        },
+        "files": files,
     }
 
 
@@ -226,17 +334,29 @@ def _write_csv(entries: list[dict[str, Any]], path: Path) -> None:
             )  # fmt: skip
 
 
-def _cleanup(core: Any, batch: Any, namespace: str, name: str) -> None:
+def _cleanup(kube: _Cluster, name: str, timeout: float = 60.0) -> None:
+    """Delete the Jobs, their pods, the ConfigMap and the Secret; wait (bounded) until the pods are gone."""
     from kubernetes.client.exceptions import ApiException
 
     for delete, object_name in (
-        (batch.delete_namespaced_job, f"{name}-workers"),
-        (batch.delete_namespaced_job, f"{name}-master"),
-        (core.delete_namespaced_config_map, name),
-        (core.delete_namespaced_secret, name),
+        (kube.batch.delete_namespaced_job, f"{name}-workers"),
+        (kube.batch.delete_namespaced_job, f"{name}-master"),
+        (kube.core.delete_namespaced_config_map, name),
+        (kube.core.delete_namespaced_secret, name),
     ):
         try:
-            delete(object_name, namespace, propagation_policy="Background", _request_timeout=10)
+            delete(object_name, kube.ns, propagation_policy="Background", _request_timeout=10)
         except ApiException as exc:
             if exc.status != 404:
-                log.warning("cleanup %s/%s: %s", namespace, object_name, exc.reason)
+                log.warning("cleanup %s/%s: %s", kube.ns, object_name, exc.reason)
+    selector = f"app.kubernetes.io/instance={name}"
+    try:  # the Job controller deletes them; do it now so nothing outlives the run
+        kube.core.delete_collection_namespaced_pod(kube.ns, label_selector=selector, _request_timeout=10)
+        deadline = time.monotonic() + timeout
+        while not kube.gone(selector):
+            if time.monotonic() > deadline:
+                log.warning("Locust pods %s in %s still terminating after %gs", selector, kube.ns, timeout)
+                return
+            time.sleep(1)
+    except ApiException as exc:
+        log.warning("cleanup of Locust pods in %s: %s", kube.ns, exc.reason)
