@@ -268,6 +268,7 @@ def test_a_replica_killed_mid_promotion_leaves_a_consistent_fleet(release: Relea
         if running.poll() is None:
             running.kill()
     log = (tmp_path / "promote.log").read_text()
+    print(f"killed {victim} mid-promotion: exit {running.returncode}\n{out}{log[-2000:]}")
     fashion = release.config().models["fashion"]
     if running.returncode == 0:
         assert "fashion@stable: promoted 1 -> 3" in out
@@ -281,6 +282,19 @@ def test_a_replica_killed_mid_promotion_leaves_a_consistent_fleet(release: Relea
     release.assert_fleet_serves_the_config()
     status = tfsctl(release.cluster, "status", *release.flags, "-o", "json")
     assert status.returncode == 0 and json.loads(status.stdout)["consistent"] is True, status.stdout
+
+
+def test_a_version_missing_from_the_repository_times_out_and_restores_the_fleet(release: Release) -> None:
+    # before and after: [3] stable -> 3, canary -> 3 (version 9 does not exist on the PV)
+    before = release.config()
+    flags = [*release.flags[:-1], "25"]  # --timeout 25
+    failed = tfsctl(release.cluster, "promote", "fashion", "stable", "9", *flags)
+    assert failed.returncode == 5, failed.stderr
+    assert "step load (load version(s) 9) failed" in failed.stderr
+    assert "version 9 is absent" in failed.stderr
+    assert "restored the pre-promotion state on every replica" in failed.stderr
+    assert release.config() == before
+    release.assert_fleet_serves_the_config()
 
 
 def test_scale_refuses_while_an_hpa_owns_the_replicas_and_adjust_hpa_moves_its_bounds(
