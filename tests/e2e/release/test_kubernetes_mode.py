@@ -214,7 +214,9 @@ def test_promote_and_rollback_stable_with_zero_failed_requests_through_the_load_
     )
 
 
-def test_a_second_promotion_refuses_while_the_first_holds_the_lease(release: Release, tmp_path: Path) -> None:
+def test_a_second_promotion_or_a_scale_refuses_while_the_first_holds_the_lease(
+    release: Release, tmp_path: Path
+) -> None:
     # before: [1, 2] stable -> 1, canary -> 2; after: [1, 3] stable -> 1, canary -> 3
     coordination = client.CoordinationV1Api(release.cluster.api)
     first = tfsctl_background(
@@ -233,12 +235,16 @@ def test_a_second_promotion_refuses_while_the_first_holds_the_lease(release: Rel
         second = tfsctl(
             release.cluster, "promote", "fashion", "stable", "2", *release.flags, "--lock-timeout", "2"
         )
+        scaled = tfsctl(release.cluster, "scale", *release.flags, "--replicas", "2", "--lock-timeout", "2")
         out, _ = first.communicate(timeout=240)
     finally:
         if first.poll() is None:
             first.kill()
     assert second.returncode == 6, second.stderr
     assert "a promotion of this release is in progress" in second.stderr
+    assert scaled.returncode == 6, "scale must not upgrade the values a promotion is changing"
+    assert "a promotion of this release is in progress" in scaled.stderr
+    assert len(release.ready_pods()) == 3
     assert first.returncode == 0, (tmp_path / "first.log").read_text()
     assert "fashion@canary: promoted 2 -> 3" in out
     fashion = release.config().models["fashion"]

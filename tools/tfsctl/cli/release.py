@@ -70,6 +70,13 @@ def _emit(output: str, data: Any, table: str) -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the rollout.")
 @click.option("--atomic/--no-atomic", default=True, show_default=True, help="Roll back a failed upgrade.")
 @click.option("--dry-run", is_flag=True, help="Show a diff of the rendered manifests; change nothing.")
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait while a promotion (or another tfsctl change) holds the release.",
+)
 @OUTPUT
 def deploy(
     values_files: tuple[Path, ...],
@@ -79,6 +86,7 @@ def deploy(
     wait: bool,
     atomic: bool,
     dry_run: bool,
+    lock_timeout: float,
     output: str,
     **kw: Any,
 ) -> None:
@@ -87,7 +95,7 @@ def deploy(
 
     target = _target(kw)
     values = ops.load_values(list(values_files), list(sets), list(set_strings), list(set_json))
-    result = ops.deploy(target, values, wait=wait, atomic=atomic, dry_run=dry_run)
+    result = ops.deploy(target, values, wait=wait, atomic=atomic, dry_run=dry_run, lock_timeout=lock_timeout)
     verb = "would install" if result.installed else "would upgrade"
     if not dry_run:
         verb = "installed" if result.installed else "upgraded"
@@ -104,12 +112,19 @@ def deploy(
 @click.option("--replicas", type=int, required=True)
 @click.option("--adjust-hpa", is_flag=True, help="When an HPA owns the replicas, move its min/max instead.")
 @click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait while a promotion (or another tfsctl change) holds the release.",
+)
 @OUTPUT
-def scale(replicas: int, adjust_hpa: bool, wait: bool, output: str, **kw: Any) -> None:
+def scale(replicas: int, adjust_hpa: bool, wait: bool, lock_timeout: float, output: str, **kw: Any) -> None:
     """Set the replica count of a release (through its values)."""
     from tfsctl.release import ops
 
-    result = ops.scale(_target(kw), replicas, adjust_hpa, wait)
+    result = ops.scale(_target(kw), replicas, adjust_hpa, wait, lock_timeout)
     _emit(
         output,
         result.__dict__,

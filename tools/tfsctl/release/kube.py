@@ -340,8 +340,15 @@ class ReleaseStore:
     def repository_versions(self, model: str) -> list[int] | None:
         return None
 
-    def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
-        return self.kube.lease(f"tfsctl-promote-{self.release}", timeout)
+    @contextlib.contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        """The release's Lease (promote, scale and deploy all take it), then fresh values: what was
+        read before waiting may predate the holder's changes."""
+        with self.kube.lease(lease_name(self.release), timeout):
+            info = self.runner.run(self.helm.require_deployed(self.release, self.namespace))
+            self._revision = info.revision
+            self.user_values = self.runner.run(self.helm.values(self.release, self.namespace))
+            yield
 
     def read_history(self) -> list[PromotionRecord]:
         return self.kube.read_history(self.full)
@@ -351,6 +358,11 @@ class ReleaseStore:
 
     def revision(self) -> int | None:
         return self._revision
+
+
+def lease_name(release: str) -> str:
+    """The Lease that serialises every tfsctl change to ``release`` (promote, rollback, scale, deploy)."""
+    return f"tfsctl-promote-{release}"
 
 
 def api_client(kubeconfig: Any) -> Any:

@@ -249,6 +249,7 @@ def deploy(
     wait: bool = True,
     atomic: bool = True,
     dry_run: bool = False,
+    lock_timeout: float = 30.0,
 ) -> DeployResult:
     from tfsctl.release.helm import HelmAdapter, helm_client
 
@@ -289,7 +290,14 @@ def deploy(
             dry_run,
         )
 
-    return asyncio.run(run())
+    if dry_run:
+        return asyncio.run(run())
+    from tfsctl.release.kube import KubeAdapter, api_client, lease_name
+
+    # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
+    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
+    with kube.lease(lease_name(target.release), lock_timeout):
+        return asyncio.run(run())
 
 
 @dataclass
@@ -300,7 +308,9 @@ class ScaleResult:
     revision: int
 
 
-def scale(target: Target, replicas: int, adjust_hpa: bool, wait: bool = True) -> ScaleResult:
+def scale(
+    target: Target, replicas: int, adjust_hpa: bool, wait: bool = True, lock_timeout: float = 30.0
+) -> ScaleResult:
     with open_store(target) as store:
         from tfsctl.release.kube import ReleaseStore
 
@@ -309,18 +319,20 @@ def scale(target: Target, replicas: int, adjust_hpa: bool, wait: bool = True) ->
         change = plan_scale(
             replicas, current=desired, autoscaler=store.kube.autoscaler(store.full), adjust_hpa=adjust_hpa
         )
-        values = merge_values(store.user_values, change.values)
-        info = store.runner.run(
-            store.helm.upgrade(
-                store.release,
-                store.namespace,
-                values,
-                atomic=True,
-                wait=wait,
-                timeout=target.timeout,
-                description=f"tfsctl scale: {change.summary}",
+        # Under the release's Lease: a promotion in flight upgrades the same values.
+        with store.lock(lock_timeout):
+            values = merge_values(store.user_values, change.values)
+            info = store.runner.run(
+                store.helm.upgrade(
+                    store.release,
+                    store.namespace,
+                    values,
+                    atomic=True,
+                    wait=wait,
+                    timeout=target.timeout,
+                    description=f"tfsctl scale: {change.summary}",
+                )
             )
-        )
         return ScaleResult(store.release, store.namespace, change.summary, info.revision)
 
 
