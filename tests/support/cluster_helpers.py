@@ -8,9 +8,11 @@ any area's e2e tests: ``cluster.helm("upgrade", "--install", ...)``,
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -147,3 +149,56 @@ def example_models_dir() -> Path:
         generate(root, "fashion", versions=(1, 2))
         marker.write_text("fashion 1 2\n")
     return root
+
+
+@contextlib.contextmanager
+def simulated_cloud_lb(cluster: Cluster, namespace: str, interval: float = 1.0) -> Iterator[None]:
+    """Play the cloud controller for LoadBalancer Services whose pods all run on kwok nodes.
+
+    The process-node agent balances only Services with endpoints on its node (the
+    only pods the host can reach); for pods on simulated nodes there is no data
+    path, but a cloud would still publish an address, and ``helm --wait`` waits
+    for it. This publishes a TEST-NET-2 address (198.51.100.N, never routed) for
+    such Services in ``namespace`` while the block runs.
+    """
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.api)
+    stop = threading.Event()
+
+    def loop() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                for svc in core.list_namespaced_service(namespace).items:
+                    if svc.spec.type != "LoadBalancer" or (
+                        svc.status.load_balancer and svc.status.load_balancer.ingress
+                    ):
+                        continue
+                    backends = pods(
+                        cluster.api,
+                        namespace,
+                        ",".join(f"{k}={v}" for k, v in (svc.spec.selector or {}).items()),
+                    )
+                    nodes = {p.spec.node_name for p in backends}
+                    if (
+                        backends
+                        and all(nodes)
+                        and not any(cluster.node_types.get(x) == "process" for x in nodes)
+                    ):
+                        n += 1
+                        status = {
+                            "status": {"loadBalancer": {"ingress": [{"ip": f"198.51.100.{n % 250 + 1}"}]}}
+                        }
+                        core.patch_namespaced_service_status(svc.metadata.name, namespace, status)
+            except Exception:  # the namespace may be going away; keep polling until told to stop
+                pass
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name=f"cloud-lb-{namespace}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support.cluster_helpers import Cluster, pods, render, wait_for
+from support.cluster_helpers import Cluster, pods, render, simulated_cloud_lb, wait_for
 from support.cluster_presets import create_prerequisites, expected_node_type, is_hook
 from tfsctl import paths
 
@@ -60,20 +60,21 @@ def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
     want = expected_node_type(docs)
     pvs = create_prerequisites(cluster, namespace, docs)
     try:
-        cluster.helm(
-            "upgrade",
-            "--install",
-            RELEASE,
-            str(paths.CHART_DIR),
-            "-n",
-            namespace,
-            "-f",
-            str(values),
-            "--wait",
-            "--timeout",
-            "5m",
-            timeout=360,
-        )
+        with simulated_cloud_lb(cluster, namespace):
+            cluster.helm(
+                "upgrade",
+                "--install",
+                RELEASE,
+                str(paths.CHART_DIR),
+                "-n",
+                namespace,
+                "-f",
+                str(values),
+                "--wait",
+                "--timeout",
+                "5m",
+                timeout=360,
+            )
         running = pods(cluster.api, namespace, f"{SELECTOR},app.kubernetes.io/component=server")
         assert running, f"{values.name}: no server pods"
         for pod in running:
