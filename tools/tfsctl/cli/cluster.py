@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from tfsctl import paths
+from tfsctl.cluster.volumes import DEFAULT_NAME as DEFAULT_PV_NAME
 
 if TYPE_CHECKING:
     from tfsctl.cluster.local import LocalCluster
@@ -125,3 +126,23 @@ def down(port_base: int, timeout: float) -> None:
 def status(port_base: int, output: str) -> None:
     """Components, nodes and their readiness (exit 0 also when the cluster is absent)."""
     _print_status(_cluster(_opts(port_base), quiet=True).status().to_dict(), output)
+
+
+@cluster.command("models-volume")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", default=DEFAULT_PV_NAME, show_default=True, help="PersistentVolume name.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="key=value the presets' claims select on (repeatable).  [default: model=local-examples]",
+)
+def models_volume(directory: Path, name: str, labels: tuple[str, ...]) -> None:
+    """Expose DIRECTORY (a model repository) to the cluster as a hostPath PersistentVolume."""
+    from tfsctl.cluster.volumes import apply_models_pv, parse_labels
+    from tfsctl.release.kube import api_client
+
+    selected = parse_labels(labels)
+    phase = apply_models_pv(api_client(paths.kubeconfig()), name, directory, selected)
+    shown = ",".join(f"{k}={v}" for k, v in selected.items())
+    click.echo(f"persistentvolume/{name} ({shown}) -> {directory.resolve()}: {phase}")

@@ -71,6 +71,11 @@ def _emit(output: str, data: Any, table: str) -> None:
 @click.option("--atomic/--no-atomic", default=True, show_default=True, help="Roll back a failed upgrade.")
 @click.option("--dry-run", is_flag=True, help="Show a diff of the rendered manifests; change nothing.")
 @click.option(
+    "--create-namespace",
+    is_flag=True,
+    help="Create the namespace (PodSecurity 'restricted' enforced) if it does not exist.",
+)
+@click.option(
     "--lock-timeout",
     type=float,
     default=30.0,
@@ -86,6 +91,7 @@ def deploy(
     wait: bool,
     atomic: bool,
     dry_run: bool,
+    create_namespace: bool,
     lock_timeout: float,
     output: str,
     **kw: Any,
@@ -95,7 +101,15 @@ def deploy(
 
     target = _target(kw)
     values = ops.load_values(list(values_files), list(sets), list(set_strings), list(set_json))
-    result = ops.deploy(target, values, wait=wait, atomic=atomic, dry_run=dry_run, lock_timeout=lock_timeout)
+    result = ops.deploy(
+        target,
+        values,
+        wait=wait,
+        atomic=atomic,
+        dry_run=dry_run,
+        lock_timeout=lock_timeout,
+        create_namespace=create_namespace,
+    )
     verb = "would install" if result.installed else "would upgrade"
     if not dry_run:
         verb = "installed" if result.installed else "upgraded"

@@ -90,6 +90,23 @@ class KubeAdapter:
         except Exception as exc:
             raise translate(exc, what) from None
 
+    def ensure_namespace(self, pod_security: str = "restricted") -> bool:
+        """Create the namespace (PodSecurity ``pod_security`` enforced) unless it exists; True if created."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.core.read_namespace(self.namespace, _request_timeout=self.timeout)
+            return False
+        except ApiException as exc:
+            if exc.status != 404:
+                raise translate(exc, f"namespace {self.namespace}") from None
+        except Exception as exc:
+            raise translate(exc, f"namespace {self.namespace}") from None
+        labels = {"pod-security.kubernetes.io/enforce": pod_security}
+        body = {"metadata": {"name": self.namespace, "labels": labels}}
+        self._call(f"namespace {self.namespace}", self.core.create_namespace, body)
+        return True
+
     def config_text(self, full: str) -> str:
         cm = self._call(
             f"ConfigMap {self.namespace}/{full}-config",

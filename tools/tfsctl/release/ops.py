@@ -250,6 +250,7 @@ def deploy(
     atomic: bool = True,
     dry_run: bool = False,
     lock_timeout: float = 30.0,
+    create_namespace: bool = False,
 ) -> DeployResult:
     from tfsctl.release.helm import HelmAdapter, helm_client
 
@@ -296,6 +297,8 @@ def deploy(
 
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
     kube = KubeAdapter(api_client(kubeconfig), target.namespace)
+    if create_namespace:
+        kube.ensure_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
         return asyncio.run(run())
 
