@@ -119,11 +119,10 @@ def reset(plan: DemoPlan, timeout: float = 120.0) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
-    from tfsctl import paths
     from tfsctl.cluster.volumes import DEFAULT_NAME as PV_NAME
-    from tfsctl.release.kube import api_client
+    from tfsctl.kubeclient import api_client
 
-    core: Any = client.CoreV1Api(api_client(paths.kubeconfig()))
+    core: Any = client.CoreV1Api(api_client())
     for delete, name in ((core.delete_namespace, plan.namespace), (core.delete_persistent_volume, PV_NAME)):
         try:
             delete(name)

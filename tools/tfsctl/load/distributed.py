@@ -216,9 +216,9 @@ def run(request: DistributedRequest, report_dir: Path, api: Any = None) -> dict[
 
     check_target(request.settings.host)
     if api is None:
-        from tfsctl.load.verify import _api_client
+        from tfsctl.kubeclient import api_client
 
-        api = _api_client()
+        api = api_client()
     kube = _Cluster(api, request.namespace)
     selector = request.node_selector
     if selector is None:

@@ -21,6 +21,7 @@ from typing import Any
 import gevent
 
 from tfsctl.errors import InvalidInput, Timeout
+from tfsctl.kubeclient import api_client
 from tfsctl.load import report as reports
 from tfsctl.load.evaluate import Expectations, HpaPoint, Observation, PodCounts, ReadyPoint, evaluate
 from tfsctl.load.kube import ClusterView, ReleaseObjects
@@ -59,17 +60,6 @@ class VerifyOutcome:
     files: dict[str, Path]
 
 
-def _api_client() -> Any:
-    from kubernetes import config
-
-    from tfsctl import paths
-
-    kubeconfig = paths.kubeconfig()
-    if kubeconfig is None:
-        raise InvalidInput("no kubeconfig: set KUBECONFIG or run 'tfsctl cluster up'")
-    return config.new_client_from_config(config_file=str(kubeconfig))
-
-
 def _wait_at_minimum(view: ClusterView, objects: ReleaseObjects, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -86,7 +76,7 @@ def _wait_at_minimum(view: ClusterView, objects: ReleaseObjects, timeout: float)
 
 def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyOutcome:
     """Run the verification; never raises for a failed expectation (see ``outcome.report.evaluation``)."""
-    view = ClusterView(api if api is not None else _api_client())
+    view = ClusterView(api if api is not None else api_client())
     objects = view.resolve(request.release, request.namespace)
     host = request.target or objects.rest_url
     if not host:

@@ -384,11 +384,6 @@ def lease_name(release: str) -> str:
 
 def api_client(kubeconfig: Any) -> Any:
     """A kubernetes ApiClient for ``kubeconfig`` (Unavailable when there is none)."""
-    from kubernetes import config as kconfig
+    from tfsctl.kubeclient import api_client as shared
 
-    if kubeconfig is None:
-        raise Unavailable("no kubeconfig: set KUBECONFIG or run `tfsctl cluster up`")
-    try:
-        return kconfig.new_client_from_config(config_file=str(kubeconfig))
-    except Exception as exc:
-        raise Unavailable(f"kubeconfig {kubeconfig}: {exc}") from None
+    return shared(kubeconfig)
