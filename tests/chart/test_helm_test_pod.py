@@ -68,6 +68,16 @@ class TestHelmTestPod:
         pod = render_test_pod({"model": {"name": "m"}, "nodeSelector": {"node.tfsctl.dev/type": "process"}})
         assert pod["spec"]["nodeSelector"] == {"node.tfsctl.dev/type": "process"}
 
+    def test_inherits_the_server_tolerations(self) -> None:
+        toleration = {
+            "key": "node.tfsctl.dev/process",
+            "operator": "Equal",
+            "value": "true",
+            "effect": "NoSchedule",
+        }
+        pod = render_test_pod({"model": {"name": "m"}, "tolerations": [toleration]})
+        assert pod["spec"]["tolerations"] == [toleration]
+
     def test_legacy_layout_checks_grpc_reachability(self) -> None:
         text = script({"model": {"name": "m"}, "server": {"grpcPort": 9090, "restEnabled": False}})
         assert "--http2-prior-knowledge" in text

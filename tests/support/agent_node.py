@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, utils
 
-from tfsctl.cluster.agent import DEFAULT_NODE_NAME
+from tfsctl.cluster.agent import DEFAULT_NODE_NAME, PROCESS_TOLERATION
 
 T = TypeVar("T")
 
@@ -63,12 +63,13 @@ def require_process_node(api: client.ApiClient, timeout: float = 60) -> dict[str
 
 
 def pod_spec(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """A restricted-compliant pod spec pinned to the process node."""
+    """A restricted-compliant pod spec pinned to the process node (tolerating its taint)."""
     for container in containers:
         container.setdefault("image", "process")
         container.setdefault("securityContext", CONTAINER_SECURITY)
     return {
         "nodeSelector": {"node.tfsctl.dev/type": "process"},
+        "tolerations": [dict(PROCESS_TOLERATION)],
         "securityContext": POD_SECURITY,
         "terminationGracePeriodSeconds": 10,
         "containers": containers,

@@ -4,7 +4,8 @@ The cluster's own ``tfsctl-process-0`` agent is long-running (started by ``tfsct
 cluster up``) and may run older code; restarting it would kill everyone's pods.
 ``private_process_node`` starts a second agent from this tree on its own bridge,
 pod CIDR, LoadBalancer range and kubelet port, with a node type label of its own
-(``node.tfsctl.dev/type: <node name>``) so no other workload lands on it, and
+(``node.tfsctl.dev/type: <node name>``) so no other workload lands on it (pods
+also need ``tolerations``: the agent taints every process node), and
 removes the agent, the Node and the bridge afterwards.
 
 Pods on different bridges do not reach each other (the host does not forward),
@@ -27,7 +28,7 @@ from kubernetes import client
 
 from support.agent_node import wait_for
 from tfsctl import paths
-from tfsctl.cluster.agent import NODE_TYPE_LABEL
+from tfsctl.cluster.agent import NODE_TYPE_LABEL, PROCESS_TOLERATION
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class PrivateNode:
     @property
     def selector(self) -> dict[str, str]:
         return {NODE_TYPE_LABEL: self.name}
+
+    @property
+    def tolerations(self) -> list[dict[str, str]]:
+        """Every agent taints its node ``node.tfsctl.dev/process=true:NoSchedule``."""
+        return [dict(PROCESS_TOLERATION)]
 
 
 def _free_slot() -> int:

@@ -4,7 +4,8 @@ The local cluster has no real kubelet and no container runtime. This agent
 registers one Node and runs the pods bound to it as host processes, each in its
 own network namespace with a pod IP reachable from the host, with volumes
 materialised under a state directory, real probes, graceful deletion, kubelet
-resource metrics and a loopback LoadBalancer for Services.
+resource metrics, a loopback LoadBalancer for Services and a service VIP proxy with
+/etc/hosts names so pods reach Services by DNS name.
 
 Pure decisions live in :mod:`.ipam`, :mod:`.probes`, :mod:`.podstatus`,
 :mod:`.env` and :mod:`.metrics`; everything that touches the system or the API
@@ -22,3 +23,12 @@ DEFAULT_METRICS_PORT = 10350
 BRIDGE = "tfsbr0"
 NODE_TYPE_LABEL = "node.tfsctl.dev/type"
 COMPONENT = "tfsctl-process-agent"
+# Every process node is tainted so pods written for real clusters (which run the real
+# tensorflow_model_server image) never land on it; workloads meant for it tolerate this.
+PROCESS_TAINT = {"key": "node.tfsctl.dev/process", "value": "true", "effect": "NoSchedule"}
+PROCESS_TOLERATION = {
+    "key": "node.tfsctl.dev/process",
+    "operator": "Equal",
+    "value": "true",
+    "effect": "NoSchedule",
+}

@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bridge", default=BRIDGE, help="host bridge of the pod network (one agent per bridge)"
     )
+    parser.add_argument(
+        "--service-cidr",
+        help="slice of --pod-cidr for service VIPs (default: its last eighth, e.g. 10.244.100.224/27)",
+    )
     parser.add_argument("--lb-cidr", default=DEFAULT_LB_CIDR, help="loopback range of LoadBalancer IPs")
     parser.add_argument(
         "--metrics-port",
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_grace=args.shutdown_grace,
         bridge=args.bridge,
         node_type=args.node_type,
+        service_cidr=args.service_cidr,
     )
     try:
         run(cfg)

@@ -19,10 +19,10 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
-from tfsctl.errors import Conflict, NotFound, Unavailable
+from tfsctl.errors import Conflict, InvalidInput, NotFound, ToolkitError, Unavailable
 
 from . import BRIDGE, DEFAULT_LB_CIDR, DEFAULT_METRICS_PORT, DEFAULT_NODE_NAME, DEFAULT_POD_CIDR
-from .ipam import PersistentPool, gateway_of
+from .ipam import PersistentPool
 from .kube import Informer, Kube
 from .loadbalancer import LoadBalancerController
 from .metrics import ContainerSample, ResourceSample, format_resource_metrics
@@ -30,6 +30,7 @@ from .netns import Network
 from .node import NodeKeeper
 from .runtime import PodWorker, kill_tree
 from .server import KubeletServer, LogHandle
+from .services import ServiceProxy, hostname_of, reserved_pod_addresses, service_cidr_of, write_pod_etc
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class AgentConfig:
     shutdown_grace: float = 30.0
     bridge: str = BRIDGE
     node_type: str = "process"  # value of node.tfsctl.dev/type (tests use their own to keep pods apart)
+    service_cidr: str | None = None  # service VIP slice of pod_cidr; None: its last eighth
 
 
 def node_usage() -> tuple[float, float]:
@@ -70,7 +72,14 @@ class Agent:
         self.stop = threading.Event()  # informers and loops
         self.stopping = threading.Event()  # pod workers: stop containers
         self.network = Network(cfg.bridge, cfg.pod_cidr)
-        self.ipam = PersistentPool(cfg.state_dir / "ipam.json", cfg.pod_cidr, (gateway_of(cfg.pod_cidr),))
+        self.service_cidr = cfg.service_cidr or service_cidr_of(cfg.pod_cidr)
+        try:
+            reserved = reserved_pod_addresses(cfg.pod_cidr, self.service_cidr)
+        except ValueError as exc:
+            raise InvalidInput(f"--service-cidr: {exc}") from exc
+        self.ipam = PersistentPool(cfg.state_dir / "ipam.json", cfg.pod_cidr, reserved)
+        self.service_pool = PersistentPool(cfg.state_dir / "services.json", self.service_cidr)
+        self.proxy = ServiceProxy(cfg.bridge, self.service_cidr, self.service_pool, self.sandboxes)
         self.lb_pool = PersistentPool(cfg.state_dir / "loadbalancers.json", cfg.lb_cidr)
         self.kube = Kube(api, cfg.node_name)
         self.workers: dict[str, PodWorker] = {}
@@ -93,6 +102,21 @@ class Agent:
         if worker is None:
             raise NotFound(f"pod {namespace}/{pod} is not running on node {self.cfg.node_name}")
         return worker.log_handle(container, previous)
+
+    # -- service names inside pods
+    def sandboxes(self) -> list[tuple[str, str, str, str | None]]:
+        """(netns, namespace, hostname, pod IP) of every pod with its own network namespace."""
+        with self.lock:
+            workers = list(self.workers.values())
+        return [(w.netns, w.namespace, hostname_of(w.pod), w.pod_ip) for w in workers if w.netns]
+
+    def write_pod_etc(self, netns: str, pod: dict[str, Any], pod_ip: str | None) -> None:
+        """The pod's hosts/resolv.conf before its first container starts (then kept by the proxy)."""
+        meta = pod["metadata"]
+        try:
+            write_pod_etc(netns, meta["namespace"], hostname_of(pod), pod_ip, dict(self.proxy.vips))
+        except OSError as exc:
+            raise ToolkitError(f"/etc/netns/{netns}: hosts file not written: {exc}") from exc
 
     # -- lifecycle
     def request_stop(self) -> None:
@@ -161,7 +185,7 @@ class Agent:
         )
         self.pods.start()
         lb = LoadBalancerController(
-            self.api, self.kube, self.cfg.node_name, self.cfg.pod_cidr, self.lb_pool, self.stop
+            self.api, self.kube, self.cfg.node_name, self.cfg.pod_cidr, self.lb_pool, self.stop, self.proxy
         )
         lb.start()
         log.info(

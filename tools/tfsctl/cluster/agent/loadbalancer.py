@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +24,9 @@ from urllib3.exceptions import HTTPError
 
 from .ipam import PersistentPool
 from .kube import MERGE_PATCH, Informer, Kube
+
+if TYPE_CHECKING:
+    from .services import ServiceProxy
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,7 @@ class LoadBalancerController:
         pod_cidr: str,
         pool: PersistentPool,
         stop: threading.Event,
+        proxy: ServiceProxy | None = None,
     ) -> None:
         self.core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want models
         self.kube = kube
@@ -154,6 +158,7 @@ class LoadBalancerController:
         self.network = ipaddress.IPv4Network(pod_cidr)
         self.pool = pool
         self.stop = stop
+        self.proxy = proxy  # service VIPs + hosts files, fed from the same informers
         self.trigger = threading.Event()
         self.listeners: dict[tuple[str, int], Listener] = {}
         self._failed: set[tuple[str, int]] = set()
@@ -193,6 +198,8 @@ class LoadBalancerController:
         for listener in self.listeners.values():
             listener.close()
         self.listeners.clear()
+        if self.proxy is not None:
+            self.proxy.close()
 
     def reconcile(self) -> None:
         slices_by_service: dict[str, list[dict[str, Any]]] = {}
@@ -237,6 +244,8 @@ class LoadBalancerController:
                         self._failed.add(address)
                     continue
             listener.backends = ready
+        if self.proxy is not None:
+            self.proxy.reconcile(self.services.items(), slices_by_service, self._is_local)
 
     def _publish(self, service: dict[str, Any], ip: str) -> None:
         ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []

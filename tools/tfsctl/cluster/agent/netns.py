@@ -78,8 +78,11 @@ class Network:
         return name
 
     def delete(self, uid: str) -> None:
+        from .services import remove_pod_etc  # the namespace's /etc/netns files go with it
+
         _ip("link", "delete", _host_veth(uid), check=False)
         _ip("netns", "delete", netns_name(uid), check=False)
+        remove_pod_etc(netns_name(uid))
 
     def cleanup_stale(self, uids: list[str]) -> list[str]:
         """Delete the namespaces of ``uids`` (pods an earlier agent ran); their veth pairs go with them.
@@ -92,7 +95,7 @@ class Network:
         for uid in uids:
             name = netns_name(uid)
             if name in existing:
-                _ip("netns", "delete", name, check=False)
+                self.delete(uid)
                 removed.append(name)
         if removed:
             log.info("removed %d stale pod network namespaces", len(removed))

@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from . import NODE_TYPE_LABEL
+from . import NODE_TYPE_LABEL, PROCESS_TAINT
 from .kube import MERGE_PATCH, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,18 @@ def node_labels(name: str, node_type: str = "process") -> dict[str, str]:
         "beta.kubernetes.io/arch": arch(),
         "type": "process",
     }
+
+
+def with_process_taint(taints: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """``taints`` plus the process-node taint, or None when it is already there (pure)."""
+    key, effect = PROCESS_TAINT["key"], PROCESS_TAINT["effect"]
+    if any(
+        t.get("key") == key and t.get("effect") == effect and t.get("value") == PROCESS_TAINT["value"]
+        for t in taints
+    ):
+        return None
+    kept = [t for t in taints if not (t.get("key") == key and t.get("effect") == effect)]
+    return [*kept, dict(PROCESS_TAINT)]
 
 
 def node_status(host_ip: str, port: int, ready: bool, reason: str = "KubeletReady") -> dict[str, Any]:
@@ -105,6 +117,7 @@ class NodeKeeper:
         stop: threading.Event,
         node_type: str = "process",
     ) -> None:
+        self.api_client = api
         self.core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want models
         self.coordination: Any = client.CoordinationV1Api(api)
         self.name = name
@@ -123,8 +136,15 @@ class NodeKeeper:
             patch: dict[str, Any] = {"metadata": {"labels": labels}}
             if (node.metadata.annotations or {}).get(KWOK_ANNOTATION) is not None:
                 patch["metadata"]["annotations"] = {KWOK_ANNOTATION: None}
+            spec: dict[str, Any] = {}
             if not node.spec.pod_cidr:
-                patch["spec"] = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}
+                spec |= {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}
+            existing = self.api_client.sanitize_for_serialization(node.spec.taints or [])
+            taints = with_process_taint(existing)
+            if taints is not None:  # a merge patch replaces the list: send all of them
+                spec["taints"] = taints
+            if spec:
+                patch["spec"] = spec
             node = self.core.patch_node(self.name, patch, _content_type=MERGE_PATCH, _request_timeout=15)
         except ApiException as exc:
             if exc.status != 404:
@@ -133,7 +153,11 @@ class NodeKeeper:
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {"name": self.name, "labels": labels},
-                "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
+                "spec": {
+                    "podCIDR": self.pod_cidr,
+                    "podCIDRs": [self.pod_cidr],
+                    "taints": [dict(PROCESS_TAINT)],
+                },
                 "status": node_status(self.host_ip, self.port, True),
             }
             node = self.core.create_node(body, _request_timeout=15)

@@ -330,6 +330,7 @@ class PodWorker:
             try:
                 self.pod_ip = self.agent.ipam.allocate(self.uid)
                 self.netns = self.agent.network.create(self.uid, self.pod_ip)
+                self.agent.write_pod_etc(self.netns, self.pod, self.pod_ip)
                 self._publish()
                 return True
             except ToolkitError as exc:
