@@ -26,7 +26,7 @@ for name in web web.$NS web.$NS.svc web.$NS.svc.cluster.local; do
   echo "$name -> $body"
 done
 getent hosts web.$NS.svc
-getent hosts "$(hostname)" || true
+getent hosts "$HOSTNAME" || true
 """
 
 
