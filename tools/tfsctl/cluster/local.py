@@ -460,7 +460,7 @@ class LocalCluster:
                 "--wait",
                 "90s",
             )
-            self._verify_components()
+            self._verify_components(binaries)
         except BaseException:
             self._say("start failed: stopping what was started")
             self._teardown(binaries, quiet=True)
@@ -486,7 +486,7 @@ class LocalCluster:
                     )
         try:
             self._kwokctl(binaries, "start", "cluster", timeout=180)
-            self._verify_components()
+            self._verify_components(binaries)
         except ToolkitError as exc:
             raise Conflict(
                 f"a stale cluster from an earlier run is in {self.workdir} and could not be restarted "
@@ -505,12 +505,27 @@ class LocalCluster:
                 "`tfsctl cluster down` then `up` applies the current one"
             )
 
-    def _verify_components(self, settle: float = 2.0) -> None:
-        """kwokctl reports success even when a component exits right after start: check each."""
+    def _verify_components(self, binaries: cspec.Binaries, settle: float = 2.0, retry: bool = True) -> None:
+        """kwokctl reports success even when a component exits right after start: check each.
+
+        A component that exits while kube-apiserver is still coming up (metrics-server
+        does, when it cannot read its client CA yet) is started once more when the
+        apiserver answers, as a kubelet would restart a static pod.
+        """
         time.sleep(settle)
-        for c in self.component_states():
-            if c.name not in cspec.CONTROL_PLANE:
-                continue
+        states = [c for c in self.component_states() if c.name in cspec.CONTROL_PLANE]
+        exited = [c for c in states if not c.running]
+        if retry and exited and "kube-apiserver" not in {c.name for c in exited}:
+            deadline = time.monotonic() + 30
+            while not self._apiserver_ready() and time.monotonic() < deadline:
+                time.sleep(1)
+            names = ", ".join(c.name for c in exited)
+            self._say(f"{names}: exited right after start; starting again now that kube-apiserver answers")
+            log.info("exited at start: %s", "; ".join(f"{c.name}: {c.detail}" for c in exited))
+            self._kwokctl(binaries, "start", "cluster", timeout=180)
+            self._verify_components(binaries, settle, retry=False)
+            return
+        for c in states:
             if not c.running:
                 where = self.workdir / "logs" / f"{c.name}.log"
                 raise Unavailable(f"{c.name} exited right after start: {c.detail or 'no log'} (log: {where})")

@@ -181,7 +181,11 @@ def eci_node() -> NodeSpec:
 
 
 def process_node() -> NodeSpec:
-    """The node whose pods run as local processes; it registers itself (``tfsctl.cluster.agent``)."""
+    """The node whose pods run as local processes; it registers itself (``tfsctl.cluster.agent``).
+
+    The agent taints it ``node.tfsctl.dev/process=true:NoSchedule``: only workloads written
+    for it (``values/local.yaml``, the Locust pods, test helpers) tolerate that.
+    """
     return NodeSpec(PROCESS_NODE_NAME, "process", provider="agent", labels={NODE_TYPE_LABEL: "process"})
 
 
