@@ -111,3 +111,66 @@ def test_a_pod_on_the_process_node_cannot_see_other_names_through_dns(cluster: A
 
     assert wait_for(finished, 60, "the lookup pod to finish") == "Succeeded"
     assert core.read_namespaced_pod_log("lookup", namespace).strip() == "none"
+
+
+def test_a_running_pod_sees_a_service_created_after_it_started(cluster: Any, namespace: str) -> None:
+    api = cluster.api
+    require_process_node(api)
+    core = client.CoreV1Api(api)
+    script = (
+        "curl -sS --max-time 3 --retry 60 --retry-delay 1 --retry-all-errors "
+        f"http://late.{namespace}.svc:8080/greeting"
+    )
+    spec = pod_spec([{"name": "curl", "command": ["sh", "-c", script]}], restartPolicy="Never")
+    create(api, namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "early"}, "spec": spec})
+    wait_for(
+        lambda: core.read_namespaced_pod("early", namespace).status.phase == "Running",
+        60,
+        "the early client pod to run",
+    )
+    web = pod_spec(
+        [http_server(volumeMounts=[{"name": "www", "mountPath": "/www"}])],
+        volumes=[{"name": "www", "configMap": {"name": "late"}}],
+    )
+    create(
+        api,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "late"},
+            "data": {"greeting": "late hi"},
+        },
+        deployment("late", 1, web),
+        _service("late", 8080),
+    )
+
+    def finished() -> str | None:
+        phase = core.read_namespaced_pod("early", namespace).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for(finished, 120, "the early client pod to finish")
+    out = core.read_namespaced_pod_log("early", namespace)
+    # curl's first tries fail to resolve the name (no such Service yet); then its hosts entry appears
+    assert (phase, out.strip().splitlines()[-1]) == ("Succeeded", "late hi"), out
+
+
+def test_the_process_node_is_tainted_and_untolerating_pods_stay_off_it(cluster: Any, namespace: str) -> None:
+    api = cluster.api
+    node = require_process_node(api)
+    assert {"key": "node.tfsctl.dev/process", "value": "true", "effect": "NoSchedule"} in [
+        {k: t.get(k) for k in ("key", "value", "effect")} for t in node["spec"].get("taints") or []
+    ]
+    core = client.CoreV1Api(api)
+    spec = pod_spec([{"name": "c", "command": ["sleep", "30"]}])
+    del spec["tolerations"]
+    create(api, namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray"}, "spec": spec})
+
+    def unschedulable() -> str | None:
+        pod = core.read_namespaced_pod("stray", namespace)
+        cond = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
+        return cond[0].message if cond and cond[0].reason == "Unschedulable" else None
+
+    message = wait_for(unschedulable, 60, "the scheduler to refuse the pod")
+    assert "untolerated taint" in message
+    assert core.read_namespaced_pod("stray", namespace).spec.node_name is None
