@@ -238,6 +238,7 @@ class Agent:
                 log.info("killing stale container process %d", pid)
                 kill_tree(int(pid), signal.SIGKILL)
         self.network.cleanup_stale([d.name for d in pods_dir.iterdir()] if pods_dir.exists() else [])
+        self.network.detach_stale_links()
         if pods_dir.exists():
             shutil.rmtree(pods_dir, ignore_errors=True)
 

@@ -84,6 +84,22 @@ class Network:
         _ip("netns", "delete", netns_name(uid), check=False)
         remove_pod_etc(netns_name(uid))
 
+    def detach_stale_links(self) -> list[str]:
+        """Delete every interface enslaved to the bridge; call only while holding the bridge's lock.
+
+        An agent that holds the lock and runs no pod yet owns none of them: they are
+        what a killed agent left (possibly from another checkout's state directory),
+        and their pod IPs would clash with the addresses this agent hands out.
+        """
+        out = _ip("-o", "link", "show", "master", self.bridge, check=False).stdout
+        lines = [line for line in out.splitlines() if line.count(":") >= 2]
+        names = [line.split(":")[1].strip().split("@")[0] for line in lines]
+        for name in names:
+            _ip("link", "delete", name, check=False)
+        if names:
+            log.info("detached %d stale interfaces from %s", len(names), self.bridge)
+        return names
+
     def cleanup_stale(self, uids: list[str]) -> list[str]:
         """Delete the namespaces of ``uids`` (pods an earlier agent ran); their veth pairs go with them.
 
