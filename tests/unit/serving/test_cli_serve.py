@@ -25,9 +25,9 @@ def test_unknown_flag_exits_2_naming_it() -> None:
 
 
 def test_unsupported_flag_exits_2_with_reason() -> None:
-    result = _serve("--model_name=m", "--model_base_path=/x", "--ssl_config_file=/etc/ssl")
+    result = _serve("--model_name=m", "--model_base_path=/x", "--grpc_socket_path=/tmp/tfs.sock")
     assert result.returncode == 2
-    assert "--ssl_config_file is not supported by tfsctl serve" in result.stderr
+    assert "--grpc_socket_path is not supported by tfsctl serve (UNIX-socket gRPC)" in result.stderr
 
 
 def test_missing_model_flags_exit_2() -> None:

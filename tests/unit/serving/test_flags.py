@@ -74,9 +74,13 @@ def test_unknown_flag_is_rejected_by_name() -> None:
 
 
 def test_unsupported_feature_flags_are_rejected_unless_default() -> None:
-    with pytest.raises(InvalidInput, match="--ssl_config_file is not supported by tfsctl serve"):
-        parse_flags([*BASE, "--ssl_config_file=/etc/ssl.pbtxt"])
+    with pytest.raises(InvalidInput, match="--grpc_socket_path is not supported by tfsctl serve"):
+        parse_flags([*BASE, "--grpc_socket_path=/tmp/tfs.sock"])
     assert parse_flags([*BASE, "--use_tflite_model=false"]).model_name == "m"
+
+
+def test_ssl_config_file_is_carried_to_the_server() -> None:
+    assert parse_flags([*BASE, "--ssl_config_file", "/etc/ssl.pbtxt"]).ssl_config_file == "/etc/ssl.pbtxt"
 
 
 @pytest.mark.parametrize(

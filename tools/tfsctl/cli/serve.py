@@ -34,6 +34,12 @@ def serve(flags: tuple[str, ...]) -> None:
                    --model_config_file_poll_wait_seconds=2 --allow_version_labels_for_unavailable_models=true
 
     \b
+    --ssl_config_file=FILE: text-format tensorflow.serving.SSLConfig with PEM contents
+      (server_key, server_cert, custom_ca, client_verify). As in TensorFlow Serving it
+      secures the gRPC port only (mutual TLS when client_verify: true, clients signed by
+      custom_ca); the REST port stays plain HTTP. Checked before any model loads.
+
+    \b
     Env TFSCTL_FS_ROOT: resolve every absolute path (flags and base_paths) under this directory.
     """
     from tfsctl.serving.flags import parse_flags

@@ -32,6 +32,7 @@ class ServeOptions:
     batching_parameters_file: str = ""
     enable_batching: bool = False
     grpc_channel_arguments: str = ""
+    ssl_config_file: str = ""
     saved_model_tags: str = "serve"
     enable_model_warmup: bool = True
     tensorflow_intra_op_parallelism: int = 0
@@ -78,7 +79,6 @@ _HARMLESS: dict[str, type] = {
 }
 # Accepted only at their default (the feature is not implemented here).
 _UNSUPPORTED: dict[str, tuple[type, Any, str]] = {
-    "ssl_config_file": (str, "", "TLS termination; put a TLS proxy in front"),
     "platform_config_file": (str, "", "custom platform configs; use --model_config_file"),
     "grpc_socket_path": (str, "", "UNIX-socket gRPC"),
     "prefer_tflite_model": (bool, False, "TFLite models"),

@@ -33,6 +33,7 @@ from tfsctl.serving.examples import to_example
 from tfsctl.serving.flags import ServeOptions, resolve_path
 from tfsctl.serving.metrics import Metrics
 from tfsctl.serving.rules import CODE_NUMBERS, ServingError
+from tfsctl.serving.tls import SSLConfig, load_ssl_config, server_credentials
 
 log = logging.getLogger("tfsctl.serve")
 
@@ -229,7 +230,8 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
     return Prediction(), Models()
 
 
-def start_grpc(service: Service, port: int, options: ServeOptions) -> Any:
+def start_grpc(service: Service, port: int, options: ServeOptions, tls: SSLConfig | None = None) -> Any:
+    """gRPC on ``0.0.0.0:port``; with ``tls`` (``--ssl_config_file``) over TLS, as TF Serving does."""
     import grpc
 
     from tfsctl.serving.protos import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -242,7 +244,12 @@ def start_grpc(service: Service, port: int, options: ServeOptions) -> Any:
     prediction, models = _grpc_servicers(service)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
-    if server.add_insecure_port(f"0.0.0.0:{port}") == 0:
+    address = f"0.0.0.0:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, server_credentials(tls))
+    if bound == 0:
         raise ToolkitError(f"--port: cannot bind gRPC port {port}")
     server.start()
     return server
@@ -603,6 +610,8 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
             raise InvalidInput(
                 f"--batching_parameters_file: {options.batching_parameters_file} does not exist"
             )
+    # Every file is checked before a model loads: a bad flag never leaves a half-started server.
+    tls = load_ssl_config(resolve_path(options.ssl_config_file)) if options.ssl_config_file else None
     config = _read_config(options)
     metrics_path = _metrics_path(options)
 
@@ -635,8 +644,14 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
 
     metrics = Metrics()
     service = Service(core, metrics, options.rest_api_timeout_in_ms)
-    grpc_server = start_grpc(service, options.port, options)
+    grpc_server = start_grpc(service, options.port, options, tls)
     log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+    if tls is not None:
+        log.info(
+            "gRPC uses TLS from --ssl_config_file (client certificates %s); REST stays plain HTTP "
+            "as in TensorFlow Serving",
+            "required" if tls.client_verify else "not requested",
+        )
     rest: RestServer | None = None
     if options.rest_api_port:
         try:
