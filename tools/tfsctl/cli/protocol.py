@@ -33,12 +33,27 @@ class Target:
     ca_file: str | None
     timeout: float
     transport: str
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def client(self) -> Any:
         from tfsctl.serving.client import Endpoint, ServingClient
 
+        if (self.cert_file is None) != (self.key_file is None):
+            raise InvalidInput("--cert-file and --key-file go together (a client certificate and its key)")
         token = os.environ.get(self.token_env) or None
-        endpoint = Endpoint(self.host, self.grpc_port, self.rest_port, token, self.tls, self.ca_file)
+        # A CA or client certificate only makes sense over TLS: either one turns it on.
+        tls = self.tls or self.ca_file is not None or self.cert_file is not None
+        endpoint = Endpoint(
+            self.host,
+            self.grpc_port,
+            self.rest_port,
+            token,
+            tls=tls,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+        )
         return ServingClient(endpoint, timeout=self.timeout)
 
 
@@ -60,9 +75,25 @@ def endpoint_options(default_transport: str) -> Callable[[F], F]:
                 show_default=True,
                 help="Env var holding the Authorization token (PAI-EAS style).",
             ),
-            click.option("--tls", is_flag=True, help="Use TLS on both transports."),
             click.option(
-                "--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for --tls."
+                "--tls",
+                is_flag=True,
+                help="TLS on the chosen transport (TF Serving's --ssl_config_file secures gRPC only).",
+            ),
+            click.option(
+                "--ca-file",
+                type=click.Path(exists=True, dir_okay=False),
+                help="PEM CA bundle that signs the server certificate (implies --tls; default: system CAs).",
+            ),
+            click.option(
+                "--cert-file",
+                type=click.Path(exists=True, dir_okay=False),
+                help="PEM client certificate, for servers with client_verify: true (implies --tls).",
+            ),
+            click.option(
+                "--key-file",
+                type=click.Path(exists=True, dir_okay=False),
+                help="PEM private key of --cert-file.",
             ),
             click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1)),
             click.option(
@@ -86,6 +117,8 @@ def _target(kw: dict[str, Any]) -> Target:
         kw.pop("ca_file"),
         kw.pop("timeout"),
         kw.pop("transport"),
+        kw.pop("cert_file"),
+        kw.pop("key_file"),
     )
 
 

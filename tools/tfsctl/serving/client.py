@@ -71,7 +71,15 @@ _HTTP_TO_CODE |= {501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEE
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a model server listens. ``token`` is sent as the ``Authorization`` header."""
+    """Where a model server listens. ``token`` is sent as the ``Authorization`` header.
+
+    TLS: ``tls`` turns it on for gRPC and, unless ``rest_tls`` says otherwise, for REST.
+    ``ca_file`` is the PEM bundle that signs the server certificate (system CAs when
+    None); ``cert_file`` + ``key_file`` are the client certificate for servers that
+    verify clients (TF Serving's ``client_verify: true``). TF Serving's
+    ``--ssl_config_file`` secures gRPC only, its REST port stays plain HTTP: talk to it
+    with ``tls=True, rest_tls=False``.
+    """
 
     host: str
     grpc_port: int = 8500
@@ -79,10 +87,17 @@ class Endpoint:
     token: str | None = field(default=None, repr=False)
     tls: bool = False
     ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    rest_tls: bool | None = None
+
+    @property
+    def rest_uses_tls(self) -> bool:
+        return self.tls if self.rest_tls is None else self.rest_tls
 
     @property
     def rest_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self._host}:{self.rest_port}"
+        return f"{'https' if self.rest_uses_tls else 'http'}://{self._host}:{self.rest_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -91,6 +106,45 @@ class Endpoint:
     @property
     def _host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
+
+    def check_tls_files(self) -> None:
+        """``InvalidInput`` naming the field when a TLS file is missing or unreadable, or half a key pair."""
+        if (self.cert_file is None) != (self.key_file is None):
+            raise InvalidInput(
+                "cert_file and key_file: give both (a client certificate and its key) or neither"
+            )
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None:
+                _read_pem(name, path)
+
+
+def _read_pem(name: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InvalidInput(f"{name}: cannot read {path}: {exc.strerror}") from exc
+    if b"-----BEGIN " not in data:
+        raise InvalidInput(f"{name}: {path} is not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def _tls_hint(details: str, endpoint: Endpoint) -> str | None:
+    """A readable cause for a failed TLS (or plaintext-vs-TLS) connection, from gRPC's details."""
+    low = details.lower()
+    if "handshake" in low or "certificate_verify_failed" in low or "ssl_error" in low:
+        trust = f"CA file {endpoint.ca_file}" if endpoint.ca_file else "the system CAs"
+        if "certificate_verify_failed" in low:
+            return f"TLS handshake failed: the server certificate is not trusted by {trust}"
+        return "TLS handshake failed"
+    if "socket closed" in low or "connection reset" in low:
+        if endpoint.tls and endpoint.cert_file is None:
+            return "the server closed the TLS connection (does it require a client certificate?)"
+        if endpoint.tls:
+            return "the server closed the TLS connection (was the client certificate rejected?)"
+        return "the server closed the connection (does it expect TLS?)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -328,8 +382,8 @@ class ServingClient:
         if conn is None:
             host = self.endpoint.host
             port = self.endpoint.rest_port
-            if self.endpoint.tls:
-                context = ssl.create_default_context(cafile=self.endpoint.ca_file)
+            if self.endpoint.rest_uses_tls:
+                context = self._ssl_context()
                 conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
@@ -365,6 +419,18 @@ class ServingClient:
                 self._drop_connection()
                 if attempt == 2:
                     raise Unavailable(f"{where}: connection closed by server: {exc}") from exc
+            except ssl.SSLCertVerificationError as exc:
+                self._drop_connection()
+                trust = f"CA file {self.endpoint.ca_file}" if self.endpoint.ca_file else "the system CAs"
+                raise Unavailable(
+                    f"{where}: TLS handshake with {self.endpoint.rest_url} failed: the server certificate "
+                    f"is not trusted by {trust} ({exc.verify_message})"
+                ) from exc
+            except ssl.SSLError as exc:
+                self._drop_connection()
+                raise Unavailable(
+                    f"{where}: TLS with {self.endpoint.rest_url} failed: {exc.reason or exc}"
+                ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection()
                 raise Unavailable(f"{where}: cannot reach {self.endpoint.rest_url}: {exc}") from exc
@@ -377,6 +443,23 @@ class ServingClient:
             code = _HTTP_TO_CODE.get(response.status, "UNKNOWN")
             raise error_for(code, str(message) or f"HTTP {response.status}", where)
         return data
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        endpoint = self.endpoint
+        endpoint.check_tls_files()
+        try:
+            context = ssl.create_default_context(cafile=endpoint.ca_file)
+        except ssl.SSLError as exc:
+            raise InvalidInput(f"ca_file: {endpoint.ca_file} holds no usable certificate: {exc}") from exc
+        if endpoint.cert_file and endpoint.key_file:
+            try:
+                context.load_cert_chain(endpoint.cert_file, endpoint.key_file)
+            except ssl.SSLError as exc:
+                raise InvalidInput(
+                    f"cert_file/key_file: {endpoint.cert_file} and {endpoint.key_file} are not a matching "
+                    f"PEM certificate and key: {exc.reason or exc}"
+                ) from exc
+        return context
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -391,13 +474,20 @@ class ServingClient:
                 import grpc
 
                 options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-                if self.endpoint.tls:
-                    root = None
-                    if self.endpoint.ca_file:
-                        with open(self.endpoint.ca_file, "rb") as fh:
-                            root = fh.read()
-                    creds = grpc.ssl_channel_credentials(root_certificates=root)
-                    self._channel = grpc.secure_channel(self.endpoint.grpc_target, creds, options)
+                endpoint = self.endpoint
+                if endpoint.tls:
+                    endpoint.check_tls_files()
+                    pem = {
+                        n: _read_pem(n, p)
+                        for n in ("ca_file", "cert_file", "key_file")
+                        if (p := getattr(endpoint, n))
+                    }
+                    creds = grpc.ssl_channel_credentials(
+                        root_certificates=pem.get("ca_file"),
+                        private_key=pem.get("key_file"),
+                        certificate_chain=pem.get("cert_file"),
+                    )
+                    self._channel = grpc.secure_channel(endpoint.grpc_target, creds, options)
                 else:
                     self._channel = grpc.insecure_channel(self.endpoint.grpc_target, options)
             if service not in self._stubs:
@@ -420,6 +510,9 @@ class ServingClient:
             code = exc.code() if hasattr(exc, "code") else None
             details = exc.details() if hasattr(exc, "details") else str(exc)
             name = code.name if code is not None else "UNKNOWN"
+            hint = _tls_hint(details or "", self.endpoint) if name == "UNAVAILABLE" else None
+            if hint is not None:
+                raise Unavailable(f"{where}: {hint}: {details}") from exc
             if name == "UNAVAILABLE" and ("connect" in (details or "").lower()):
                 raise Unavailable(f"{where}: cannot reach {self.endpoint.grpc_target}: {details}") from exc
             if name == "DEADLINE_EXCEEDED":
