@@ -129,6 +129,33 @@ class Listener:
         upstream.close()
 
 
+def reconcile_listeners(
+    listeners: dict[tuple[str, int], Listener],
+    wanted: dict[tuple[str, int], Any],
+    failed: set[tuple[str, int]],
+    what: str,
+) -> None:
+    """Close listeners no longer wanted, open missing ones, and give each its ready backends.
+
+    An address that cannot be bound is logged once (in ``failed``) and retried on the next call.
+    """
+    for address in list(listeners):
+        if address not in wanted:
+            listeners.pop(address).close()
+    for address, ready in wanted.items():
+        listener = listeners.get(address)
+        if listener is None:
+            try:
+                listener = listeners[address] = Listener(*address)
+                log.info("%s listening on %s:%d", what, *address)
+            except OSError as exc:
+                if address not in failed:
+                    log.warning("%s cannot listen on %s:%d: %s", what, *address, exc)
+                    failed.add(address)
+                continue
+        listener.backends = ready
+
+
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(65536):
@@ -229,21 +256,7 @@ class LoadBalancerController:
                 for s in self.services.items()
             ):
                 log.info("load balancer IP %s of %s released", self.pool.release(key), key)
-        for address in list(self.listeners):
-            if address not in wanted:
-                self.listeners.pop(address).close()
-        for address, ready in wanted.items():
-            listener = self.listeners.get(address)
-            if listener is None:
-                try:
-                    listener = self.listeners[address] = Listener(*address)
-                    log.info("load balancer listening on %s:%d", *address)
-                except OSError as exc:
-                    if address not in self._failed:
-                        log.warning("load balancer cannot listen on %s:%d: %s", *address, exc)
-                        self._failed.add(address)
-                    continue
-            listener.backends = ready
+        reconcile_listeners(self.listeners, wanted, self._failed, "load balancer")
         if self.proxy is not None:
             self.proxy.reconcile(self.services.items(), slices_by_service, self._is_local)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .ipam import PersistentPool
-from .loadbalancer import Backend, Listener, local_backends
+from .loadbalancer import Backend, Listener, local_backends, reconcile_listeners
 
 log = logging.getLogger(__name__)
 
@@ -189,21 +189,7 @@ class ServiceProxy:
         for key in set(self.pool.allocations) - existing:
             log.info("service VIP %s of %s released", self.pool.release(key), key)
         self._sync_addresses(set(vips.values()))
-        for address in list(self.listeners):
-            if address not in wanted:
-                self.listeners.pop(address).close()
-        for address, ready in wanted.items():
-            listener = self.listeners.get(address)
-            if listener is None:
-                try:
-                    listener = self.listeners[address] = Listener(*address)
-                    log.info("service proxy listening on %s:%d", *address)
-                except OSError as exc:
-                    if address not in self._failed:
-                        log.warning("service proxy cannot listen on %s:%d: %s", *address, exc)
-                        self._failed.add(address)
-                    continue
-            listener.backends = ready
+        reconcile_listeners(self.listeners, wanted, self._failed, "service proxy")
         self.vips = vips
         self.refresh_hosts()
 
