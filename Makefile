@@ -70,8 +70,10 @@ demo: setup ## Run the main job end to end on the local default
 
 ##@ Quality
 
+# The cluster's tools are built here, not inside the e2e fixture: a first build
+# takes minutes and must not count against a test's timeout.
 .PHONY: test
-test: setup ## Run lint and every test suite (unit, chart, e2e)
+test: setup cluster-tools ## Run lint and every test suite (unit, chart, e2e)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
