@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, utils
 
+from support import polling
 from tfsctl.cluster.agent import DEFAULT_NODE_NAME, PROCESS_TOLERATION
 
 T = TypeVar("T")
@@ -23,19 +23,8 @@ CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabi
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except client.ApiException as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r:.300})")
+    """Poll ``check`` until it returns something truthy (an API error means not yet)."""
+    return polling.wait_for(check, timeout, what, interval, retry_on=(client.ApiException,))
 
 
 def require_process_node(api: client.ApiClient, timeout: float = 60) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from support import polling
 from tfsctl import paths, toolchain
 
 T = TypeVar("T")
@@ -68,20 +68,8 @@ class Cluster:
 
 
 def wait_for(fn: Callable[[], T | None], *, timeout: float, what: str, interval: float = 1.0) -> T:
-    """Poll ``fn`` until it returns something truthy; fail naming ``what`` and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except AssertionError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
+    """Poll ``fn`` until it returns something truthy (an AssertionError means not yet)."""
+    return polling.wait_for(fn, timeout, what, interval)
 
 
 def render(
