@@ -49,6 +49,21 @@ def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
 
 
 def _common(fn: F) -> F:
+    fn = click.option(
+        "--kubeconfig",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        envvar="TFSCTL_CLUSTER_KUBECONFIG",
+        help="Kubeconfig this cluster writes.  [default: .tools/kubeconfig, or STATE_DIR/kubeconfig "
+        "with --state-dir]",
+    )(fn)
+    fn = click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        envvar="TFSCTL_CLUSTER_STATE_DIR",
+        help="Where the cluster keeps its state (a second cluster needs its own).  [default: .tools/cluster]",
+    )(fn)
     return click.option(
         "--port-base",
         type=int,
@@ -59,10 +74,14 @@ def _common(fn: F) -> F:
     )(fn)
 
 
-def _opts(port_base: int, with_agent: bool = True) -> ClusterOptions:
+def _opts(
+    port_base: int, state_dir: Path | None, kubeconfig: Path | None, with_agent: bool = True
+) -> ClusterOptions:
     from tfsctl.cluster.local import STATE_DIR
 
-    return ClusterOptions(port_base, STATE_DIR, paths.LOCAL_KUBECONFIG, with_agent)
+    if kubeconfig is None:
+        kubeconfig = paths.LOCAL_KUBECONFIG if state_dir is None else state_dir / "kubeconfig"
+    return ClusterOptions(port_base, (state_dir or STATE_DIR).absolute(), kubeconfig.absolute(), with_agent)
 
 
 def _print_status(status_dict: dict[str, Any], output: str) -> None:
@@ -98,9 +117,16 @@ def cluster() -> None:
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for Ready.")
 @click.option("--no-process-node", is_flag=True, help="Do not start the process-node agent.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def up(port_base: int, timeout: float, no_process_node: bool, output: str) -> None:
+def up(
+    port_base: int,
+    state_dir: Path | None,
+    kubeconfig: Path | None,
+    timeout: float,
+    no_process_node: bool,
+    output: str,
+) -> None:
     """Build (first time) and start the cluster, or reuse the running one; writes .tools/kubeconfig."""
-    result = _cluster(_opts(port_base, not no_process_node)).up(timeout=timeout)
+    result = _cluster(_opts(port_base, state_dir, kubeconfig, not no_process_node)).up(timeout=timeout)
     data = result.status.to_dict()
     if output == "json":
         data.update(
@@ -114,18 +140,18 @@ def up(port_base: int, timeout: float, no_process_node: bool, output: str) -> No
 @cluster.command()
 @_common
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait per process.")
-def down(port_base: int, timeout: float) -> None:
+def down(port_base: int, state_dir: Path | None, kubeconfig: Path | None, timeout: float) -> None:
     """Stop the process-node agent and delete the cluster and its state."""
-    stopped = _cluster(_opts(port_base)).down(timeout=timeout)
+    stopped = _cluster(_opts(port_base, state_dir, kubeconfig)).down(timeout=timeout)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @cluster.command()
 @_common
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def status(port_base: int, output: str) -> None:
+def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, output: str) -> None:
     """Components, nodes and their readiness (exit 0 also when the cluster is absent)."""
-    _print_status(_cluster(_opts(port_base), quiet=True).status().to_dict(), output)
+    _print_status(_cluster(_opts(port_base, state_dir, kubeconfig), quiet=True).status().to_dict(), output)
 
 
 @cluster.command("models-volume")
