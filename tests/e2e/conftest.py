@@ -5,6 +5,12 @@ one (kind, ACK, ...); otherwise the local cluster (``tfsctl cluster up``), reuse
 when it already runs and left running afterwards for speed. Set
 ``TFSCTL_E2E_TEARDOWN=1`` to stop a local cluster that this session started.
 
+An external cluster is used as it is: nothing is started or stopped. Tests say
+what they need beyond plain Kubernetes (``cluster.require_process_node()`` or the
+fixtures ``requires_process_node``, ``requires_kwok_usage``,
+``requires_local_loadbalancer``): on an external cluster that lacks it they are
+skipped with a reason naming it; on the local cluster they fail with how to get it.
+
 ``namespace``: a fresh namespace enforcing PodSecurity ``restricted``, deleted after.
 """
 
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cluster_capabilities import probe
 from support.cluster_helpers import Cluster, wait_for
 from tfsctl import paths
 
@@ -42,27 +49,6 @@ def _external_kubeconfig() -> Path | None:
     return path
 
 
-def _node_types(api: object) -> dict[str, str]:
-    from kubernetes import client
-
-    from tfsctl.cluster import NODE_TYPE_LABEL
-
-    out = {}
-    for node in client.CoreV1Api(api).list_node().items:
-        labels = node.metadata.labels or {}
-        kind = labels.get(NODE_TYPE_LABEL)
-        if not kind:
-            alloc = node.status.allocatable or {}
-            if labels.get("type") == "virtual-kubelet":
-                kind = "eci"
-            elif "nvidia.com/gpu" in alloc:
-                kind = "gpu"
-            else:
-                kind = "cpu"
-        out[node.metadata.name] = kind
-    return out
-
-
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     from kubernetes import config as kconfig
@@ -70,7 +56,10 @@ def cluster() -> Iterator[Cluster]:
     external = _external_kubeconfig()
     if external is not None:
         api = kconfig.new_client_from_config(config_file=str(external))
-        yield Cluster(kubeconfig=external, api=api, local=False, node_types=_node_types(api))
+        found = probe(api)
+        yield Cluster(
+            kubeconfig=external, api=api, local=False, node_types=found.node_types, capabilities=found
+        )
         api.close()
         return
 
@@ -92,17 +81,37 @@ def cluster() -> Iterator[Cluster]:
         )
     started_here = before != "running"
     api = kconfig.new_client_from_config(config_file=str(local.kubeconfig))
+    found = probe(api)
     handle = Cluster(
         kubeconfig=local.kubeconfig,
         api=api,
         local=True,
         started_here=started_here,
-        node_types=_node_types(api),
+        node_types=found.node_types,
+        capabilities=found,
     )
     yield handle
     api.close()
     if started_here and os.environ.get("TFSCTL_E2E_TEARDOWN") == "1":
         local.down()
+
+
+@pytest.fixture()
+def requires_process_node(cluster: Cluster) -> None:
+    """The process node tfsctl-process-0: pods that really run, pod IPs reachable from the host."""
+    cluster.require_process_node()
+
+
+@pytest.fixture()
+def requires_kwok_usage(cluster: Cluster) -> None:
+    """kwok nodes whose pods' CPU/memory usage the test sets (ResourceUsage), seen by metrics.k8s.io."""
+    cluster.require_kwok_usage()
+
+
+@pytest.fixture()
+def requires_local_loadbalancer(cluster: Cluster) -> None:
+    """LoadBalancer Services get a 127.0.100.N address reachable from the host."""
+    cluster.require_local_loadbalancer()
 
 
 @pytest.fixture()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from support import cluster_capabilities as caps
 from support import polling
 from tfsctl import paths, toolchain
 
@@ -53,6 +54,21 @@ class Cluster:
     local: bool  # the local kwok-based cluster (usage emulation, node types) vs an external one
     started_here: bool = False
     node_types: dict[str, str] = field(default_factory=dict)  # node name -> node.tfsctl.dev/type
+    capabilities: caps.Capabilities = field(default_factory=caps.Capabilities)
+
+    # What a test needs: skipped on an external cluster that lacks it, failed (with the way
+    # to get it) on the local one. See support.cluster_capabilities.
+    def require_process_node(self) -> None:
+        caps.require_process_node(self.capabilities, self.local)
+
+    def require_local_loadbalancer(self) -> None:
+        caps.require_local_loadbalancer(self.capabilities, self.local)
+
+    def require_kwok_usage(self) -> None:
+        caps.require_kwok_usage(self.capabilities, self.local)
+
+    def require_node_type(self, node_type: str, *, labelled: bool = False) -> None:
+        caps.require_node_type(self.capabilities, self.local, node_type, labelled=labelled)
 
     def helm(
         self, *args: str, check: bool = True, timeout: float = 300.0

@@ -44,8 +44,8 @@ def _replicas(apps: client.AppsV1Api, namespace: str) -> int:
 def test_hpa_scales_out_on_high_emulated_cpu_and_back_in_when_it_falls(
     cluster: Cluster, namespace: str, tmp_path
 ) -> None:
-    if not cluster.local:
-        pytest.skip("CPU usage emulation needs the local cluster's kwok nodes")
+    cluster.require_kwok_usage()
+    cluster.require_node_type("cpu", labelled=True)
     values = tmp_path / "hpa.yaml"
     values.write_text(yaml.safe_dump(TEST_VALUES))
     cluster.helm(

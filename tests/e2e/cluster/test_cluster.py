@@ -33,13 +33,9 @@ def _pod(name: str, node_type: str | None = None, **container: Any) -> dict[str,
     return {"metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
 
 
-def _local(cluster: Cluster) -> None:
-    if not cluster.local:
-        pytest.skip("checks the local cluster's simulated nodes")
-
-
-def test_local_cluster_has_cpu_gpu_eci_and_process_nodes_ready(cluster: Cluster) -> None:
-    _local(cluster)
+def test_cluster_has_cpu_gpu_and_eci_nodes_ready(cluster: Cluster) -> None:
+    for kind in ("cpu", "gpu", "eci"):
+        cluster.require_node_type(kind, labelled=True)
     nodes = client.CoreV1Api(cluster.api).list_node().items
     by_type: dict[str, list[Any]] = {}
     for node in nodes:
@@ -58,7 +54,12 @@ def test_local_cluster_has_cpu_gpu_eci_and_process_nodes_ready(cluster: Cluster)
     assert [(t.key, t.value, t.effect) for t in eci.spec.taints] == [
         ("virtual-kubelet.io/provider", "alibabacloud", "NoSchedule")
     ]
-    assert [n.metadata.name for n in by_type["process"]] == ["tfsctl-process-0"]
+
+
+def test_process_node_is_the_one_ready_process_node(cluster: Cluster, requires_process_node: None) -> None:
+    nodes = client.CoreV1Api(cluster.api).list_node(label_selector="node.tfsctl.dev/type=process").items
+    assert [n.metadata.name for n in nodes] == ["tfsctl-process-0"]
+    assert any(c.type == "Ready" and c.status == "True" for c in nodes[0].status.conditions)
 
 
 def test_restricted_namespace_rejects_a_privileged_pod(cluster: Cluster, namespace: str) -> None:
@@ -70,7 +71,7 @@ def test_restricted_namespace_rejects_a_privileged_pod(cluster: Cluster, namespa
 
 
 def test_gpu_pod_is_tolerated_onto_a_gpu_node_automatically(cluster: Cluster, namespace: str) -> None:
-    _local(cluster)
+    cluster.require_node_type("gpu")
     core = client.CoreV1Api(cluster.api)
     body = _pod("gpu", resources={"limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "100m"}})
     created = core.create_namespaced_pod(namespace, body)
@@ -84,7 +85,7 @@ def test_gpu_pod_is_tolerated_onto_a_gpu_node_automatically(cluster: Cluster, na
 
 
 def test_cpu_pod_stays_off_gpu_and_eci_nodes(cluster: Cluster, namespace: str) -> None:
-    _local(cluster)
+    cluster.require_node_type("cpu", labelled=True)
     core = client.CoreV1Api(cluster.api)
     for i in range(4):
         core.create_namespaced_pod(namespace, _pod(f"cpu-{i}", "cpu"))
@@ -96,8 +97,10 @@ def test_cpu_pod_stays_off_gpu_and_eci_nodes(cluster: Cluster, namespace: str) -
     assert {cluster.node_types[p.spec.node_name] for p in scheduled} == {"cpu"}
 
 
-def test_metrics_api_reports_the_emulated_cpu_usage_of_a_pod(cluster: Cluster, namespace: str) -> None:
-    _local(cluster)
+def test_metrics_api_reports_the_emulated_cpu_usage_of_a_pod(
+    cluster: Cluster, requires_kwok_usage: None, namespace: str
+) -> None:
+    cluster.require_node_type("cpu", labelled=True)
     core = client.CoreV1Api(cluster.api)
     core.create_namespaced_pod(namespace, _pod("busy", "cpu"))
     wait_for(

@@ -1,0 +1,165 @@
+"""What a cluster offers the e2e tests, and the checks that skip or fail on what it lacks.
+
+The local cluster has everything: kwok-simulated CPU/GPU/ECI nodes with emulated
+usage (ResourceUsage CRDs + metrics-server), and the process node
+``tfsctl-process-0`` whose agent also plays the LoadBalancer. An external cluster
+(kind, ACK, ...) has only some of it. ``require_*`` lets a test say what it needs:
+
+- on an external cluster a missing capability skips the test, the reason starting
+  with ``external cluster lacks`` and naming the capability;
+- on the local cluster it FAILS with how to get the component: no test passes by
+  skipping on the local default.
+
+The ``cluster`` fixture probes once per session (:func:`probe`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tfsctl.cluster import NODE_TYPE_LABEL, PROCESS_NODE_NAME
+
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+USAGE_CRDS = ("resourceusages.kwok.x-k8s.io", "clusterresourceusages.kwok.x-k8s.io")
+METRICS_APISERVICE = "v1beta1.metrics.k8s.io"
+SKIP_PREFIX = "external cluster lacks"
+RECREATE = "`tfsctl cluster down && tfsctl cluster up` recreates the local cluster with it"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one probe of the cluster found."""
+
+    node_types: dict[str, str] = field(default_factory=dict)  # node -> type (label, else inferred)
+    labelled_types: frozenset[str] = frozenset()  # Ready nodes' node.tfsctl.dev/type values
+    ready_types: frozenset[str] = frozenset()  # node_types of Ready nodes
+    process_node: bool = False  # tfsctl-process-0 registered and Ready
+    kwok_nodes: bool = False  # Ready nodes simulated by kwok
+    usage_crds: bool = False  # kwok's ResourceUsage / ClusterResourceUsage served
+    metrics_api: bool = False  # metrics.k8s.io Available
+
+    @property
+    def kwok_usage(self) -> bool:
+        return self.kwok_nodes and self.usage_crds and self.metrics_api
+
+
+def infer_node_type(labels: dict[str, str], allocatable: dict[str, str]) -> str:
+    """``node.tfsctl.dev/type`` when labelled, else what a cloud node's labels say (kind: cpu)."""
+    if kind := labels.get(NODE_TYPE_LABEL):
+        return kind
+    if labels.get("type") == "virtual-kubelet":
+        return "eci"
+    if "nvidia.com/gpu" in allocatable:
+        return "gpu"
+    return "cpu"
+
+
+def _ready(node: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def probe(api: Any) -> Capabilities:
+    """Look at the cluster behind ``api`` (read-only; a forbidden read counts as absent)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    node_types: dict[str, str] = {}
+    labelled: set[str] = set()
+    ready_types: set[str] = set()
+    process_node = kwok_nodes = False
+    nodes: list[Any] = client.CoreV1Api(api).list_node().items
+    for node in nodes:
+        labels = node.metadata.labels or {}
+        kind = infer_node_type(labels, node.status.allocatable or {})
+        node_types[node.metadata.name] = kind
+        if not _ready(node):
+            continue
+        ready_types.add(kind)
+        if NODE_TYPE_LABEL in labels:
+            labelled.add(labels[NODE_TYPE_LABEL])
+        if node.metadata.name == PROCESS_NODE_NAME:
+            process_node = True
+        if KWOK_NODE_ANNOTATION in (node.metadata.annotations or {}):
+            kwok_nodes = True
+
+    ext = client.ApiextensionsV1Api(api)
+    usage_crds = True
+    for crd in USAGE_CRDS:
+        try:
+            ext.read_custom_resource_definition(crd)
+        except ApiException:
+            usage_crds = False
+    try:
+        svc: Any = client.ApiregistrationV1Api(api).read_api_service(METRICS_APISERVICE)
+        metrics_api = any(c.type == "Available" and c.status == "True" for c in svc.status.conditions or [])
+    except ApiException:
+        metrics_api = False
+    return Capabilities(
+        node_types=node_types,
+        labelled_types=frozenset(labelled),
+        ready_types=frozenset(ready_types),
+        process_node=process_node,
+        kwok_nodes=kwok_nodes,
+        usage_crds=usage_crds,
+        metrics_api=metrics_api,
+    )
+
+
+def _require(local: bool, present: bool, missing: str, how: str) -> None:
+    if present:
+        return
+    if local:
+        pytest.fail(f"the local cluster lacks {missing}: {how}", pytrace=False)
+    pytest.skip(f"{SKIP_PREFIX} {missing}")
+
+
+def require_process_node(caps: Capabilities, local: bool) -> None:
+    _require(
+        local,
+        caps.process_node,
+        f"the process node {PROCESS_NODE_NAME} (Ready)",
+        "run `tfsctl cluster up` without --no-process-node; the agent's log is "
+        ".tools/cluster/agent/agent.log",
+    )
+
+
+def require_local_loadbalancer(caps: Capabilities, local: bool) -> None:
+    """The loopback LoadBalancer (127.0.100.N) is played by the process node's agent."""
+    _require(
+        local,
+        caps.process_node,
+        f"the local LoadBalancer (served by the process node {PROCESS_NODE_NAME})",
+        "run `tfsctl cluster up` without --no-process-node",
+    )
+
+
+def require_kwok_usage(caps: Capabilities, local: bool) -> None:
+    parts = []
+    if not caps.kwok_nodes:
+        parts.append("kwok-simulated nodes")
+    if not caps.usage_crds:
+        parts.append(f"kwok's emulated usage CRDs ({', '.join(USAGE_CRDS)})")
+    if not caps.metrics_api:
+        parts.append(f"metrics.k8s.io ({METRICS_APISERVICE} Available)")
+    _require(local, caps.kwok_usage, "emulated usage: " + ", ".join(parts), RECREATE)
+
+
+def require_node_type(caps: Capabilities, local: bool, node_type: str, *, labelled: bool = False) -> None:
+    """A Ready node of ``node_type``; ``labelled``: carrying ``node.tfsctl.dev/type`` (for nodeSelectors)."""
+    if node_type == "process":
+        require_process_node(caps, local)
+        return
+    if labelled:
+        present = node_type in caps.labelled_types
+        missing = f"a Ready node labelled {NODE_TYPE_LABEL}={node_type}"
+    else:
+        present = node_type in caps.ready_types
+        what = {
+            "gpu": "with nvidia.com/gpu allocatable",
+            "eci": "of ECI type (label type=virtual-kubelet)",
+        }.get(node_type, f"of type {node_type}")
+        missing = f"a Ready node {what}"
+    _require(local, present, missing, RECREATE)
