@@ -96,19 +96,20 @@ def cluster() -> Iterator[Cluster]:
         local.down()
 
 
-@pytest.fixture()
+# Session-scoped, so a module's own (module-scoped) set-up never runs before the check.
+@pytest.fixture(scope="session")
 def requires_process_node(cluster: Cluster) -> None:
     """The process node tfsctl-process-0: pods that really run, pod IPs reachable from the host."""
     cluster.require_process_node()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def requires_kwok_usage(cluster: Cluster) -> None:
     """kwok nodes whose pods' CPU/memory usage the test sets (ResourceUsage), seen by metrics.k8s.io."""
     cluster.require_kwok_usage()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def requires_local_loadbalancer(cluster: Cluster) -> None:
     """LoadBalancer Services get a 127.0.100.N address reachable from the host."""
     cluster.require_local_loadbalancer()

@@ -15,7 +15,7 @@ from kubernetes import client
 from support.agent_node import create, pod_spec, wait_for
 from support.agent_private_node import PrivateNode, private_process_node
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("requires_process_node")]
 
 LINES = [f"line {i}" for i in range(6)]
 # prints its lines, then stays up (kubectl logs on a running container)

@@ -23,7 +23,10 @@ from support.agent_node import (
     wait_ready_pods,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+]
 
 
 @pytest.fixture

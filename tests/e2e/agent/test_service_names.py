@@ -17,7 +17,7 @@ from support.agent_node import (
     wait_ready_pods,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("requires_process_node")]
 
 CLIENT_SCRIPT = """
 set -eu

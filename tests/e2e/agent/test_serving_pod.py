@@ -13,7 +13,7 @@ from kubernetes import client
 from support.agent_node import create, pod_spec, require_process_node, wait_for, wait_ready_pods
 from support.models_examples import generate_once
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("requires_process_node")]
 
 MODEL_CONFIG = """model_config_list {
   config {

@@ -25,7 +25,7 @@ from tfsctl.load import distributed
 from tfsctl.load.options import LoadSettings
 from tfsctl.load.thresholds import Thresholds
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("requires_process_node")]
 
 RELEASE = "tfs"
 LOCAL = paths.VALUES_DIR / "local.yaml"

@@ -19,7 +19,11 @@ from support.cluster_presets import create_prerequisites
 from support.load_servers import tfsctl
 from tfsctl import paths
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+]
 
 RELEASE = "tfs"
 LOCAL = paths.VALUES_DIR / "local.yaml"

@@ -34,7 +34,11 @@ from tfsctl import paths
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.config import ServerConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+]
 
 RELEASE = "tfs"
 FULL = "tfs-tensorflow-serving"
