@@ -380,10 +380,3 @@ class ReleaseStore:
 def lease_name(release: str) -> str:
     """The Lease that serialises every tfsctl change to ``release`` (promote, rollback, scale, deploy)."""
     return f"tfsctl-promote-{release}"
-
-
-def api_client(kubeconfig: Any) -> Any:
-    """A kubernetes ApiClient for ``kubeconfig`` (Unavailable when there is none)."""
-    from tfsctl.kubeclient import api_client as shared
-
-    return shared(kubeconfig)

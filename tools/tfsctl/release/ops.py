@@ -61,8 +61,9 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
         assert target.endpoints is not None
         yield EndpointStore(target.model_config, parse_endpoints(target.endpoints))
         return
+    from tfsctl.kubeclient import api_client
     from tfsctl.release.helm import HelmAdapter, helm_client
-    from tfsctl.release.kube import KubeAdapter, ReleaseStore, api_client
+    from tfsctl.release.kube import KubeAdapter, ReleaseStore
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     api = api_client(kubeconfig)
@@ -293,7 +294,8 @@ def deploy(
 
     if dry_run:
         return asyncio.run(run())
-    from tfsctl.release.kube import KubeAdapter, api_client, lease_name
+    from tfsctl.kubeclient import api_client
+    from tfsctl.release.kube import KubeAdapter, lease_name
 
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
     kube = KubeAdapter(api_client(kubeconfig), target.namespace)
