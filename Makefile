@@ -59,7 +59,7 @@ cluster-tools: ## Build (once, cached by version) Kubernetes, etcd, kwok and met
 
 .PHONY: lock
 lock: | $(TOOLS_BIN)/uv ## Re-resolve requirements.lock from pyproject.toml
-	$(TOOLS_BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(TOOLS_BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --generate-hashes -q -o requirements.lock
 
 ##@ Main job
@@ -113,6 +113,12 @@ verify-docs: setup ## Fail when the chart README is stale
 .PHONY: bench
 bench: setup ## Run the benchmarks and write reports/bench.md
 	$(PY) -m tfsctl.bench --out $(REPORTS)/bench.md
+
+.PHONY: dist
+dist: | $(TOOLS_BIN)/uv ## Build the wheel and sdist into dist/ (the chart and locustfile ride inside)
+	rm -rf $(ROOT)/dist
+	$(TOOLS_BIN)/uv build -q --sdist --wheel -o $(ROOT)/dist $(ROOT)
+	@ls -1 $(ROOT)/dist
 
 ##@ Cluster and releases
 

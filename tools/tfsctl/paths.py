@@ -1,15 +1,33 @@
-"""Well-known locations of a checkout: the repo root, local state, kubeconfig."""
+"""Where tfsctl finds its data (the chart, the load test) and a checkout's local state.
+
+An installed tfsctl carries the chart and the locustfile as package data
+(``tfsctl/data/``, put there by ``setup.py``); in a checkout, whose package has no
+``data/``, they are read from ``charts/`` and ``loadtest/`` beside ``tools/``.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = REPO_ROOT / "charts" / "tensorflow-serving"
-VALUES_DIR = REPO_ROOT / "values"
 TOOLS_DIR = REPO_ROOT / ".tools"
 LOCAL_KUBECONFIG = TOOLS_DIR / "kubeconfig"
+VALUES_DIR = REPO_ROOT / "values"
+
+
+def _data(packaged: str, checkout: str) -> Path:
+    """The package-data copy of a file when installed, else the checkout's."""
+    candidate = Path(str(resources.files("tfsctl").joinpath("data", packaged)))
+    return candidate if candidate.exists() else REPO_ROOT / checkout
+
+
+CHART_DIR = _data("chart/tensorflow-serving", "charts/tensorflow-serving")
+LOCUSTFILE = _data("loadtest/locustfile.py", "loadtest/locustfile.py")
+LOCUST_MANIFEST = _data(
+    "loadtest/manifests/locust-distributed.yaml", "loadtest/manifests/locust-distributed.yaml"
+)
 
 
 def kubeconfig() -> Path | None:

@@ -31,12 +31,11 @@ from tfsctl.load import thresholds
 from tfsctl.load.master import parse_frames
 from tfsctl.load.options import LoadSettings
 from tfsctl.load.timeline import percentile
-from tfsctl.paths import REPO_ROOT
+from tfsctl.paths import LOCUST_MANIFEST as MANIFEST
+from tfsctl.paths import LOCUSTFILE
 
 log = logging.getLogger(__name__)
 
-MANIFEST = REPO_ROOT / "loadtest" / "manifests" / "locust-distributed.yaml"
-LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 PROCESS_NODE_LABEL = ("node.tfsctl.dev/type", "process")
 MASTER_WAIT_FOR_WORKERS = 120.0
 

@@ -35,11 +35,10 @@ from tfsctl.load import thresholds
 from tfsctl.load.options import LoadSettings, limits_from
 from tfsctl.load.shapes import Phase
 from tfsctl.load.timeline import Sample, Sampler
-from tfsctl.paths import REPO_ROOT
+from tfsctl.paths import LOCUSTFILE
 
 log = logging.getLogger(__name__)
 
-LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 _loaded: dict[Path, tuple[dict[str, Any], list[Any]]] = {}
 
 
