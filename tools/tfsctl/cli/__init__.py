@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> Any:
     except ToolkitError as exc:
         click.echo(f"tfsctl: error: {exc}", err=True)
         sys.exit(int(exc.exit_status))
+    except ModuleNotFoundError as exc:
+        from tfsctl.extras import missing_extra
+
+        if (missing := missing_extra(exc)) is None:
+            raise
+        click.echo(f"tfsctl: error: {missing}", err=True)
+        sys.exit(int(missing.exit_status))
     except click.exceptions.Abort:
         click.echo("tfsctl: interrupted", err=True)
         sys.exit(int(ExitStatus.INTERRUPTED))
