@@ -25,7 +25,7 @@ from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
 from tfsctl.release.replicas import FleetClient, Replica, parse_endpoints, state_of
 from tfsctl.release.scale import plan_scale
 from tfsctl.release.store import ConfigStore, EndpointStore
-from tfsctl.release.values import apply_set, merge_values
+from tfsctl.release.values import apply_set, merge_values, parse_values
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,11 @@ def read_history(target: Target) -> list[PromotionRecord]:
 def load_values(
     files: Sequence[Path], sets: Sequence[str], set_strings: Sequence[str] = (), set_json: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """``-f`` files merged left to right, then ``--set``/``--set-string``/``--set-json`` applied in order."""
+    """``-f`` files merged left to right, then ``--set-json``, ``--set``, ``--set-string``, as helm does."""
     layers = []
     for f in files:
         try:
-            data = yaml.safe_load(Path(f).read_text())
+            data = parse_values(Path(f).read_text())
         except FileNotFoundError:
             raise NotFound(f"-f {f}: no such file") from None
         except yaml.YAMLError as exc:
@@ -200,12 +200,12 @@ def load_values(
             raise InvalidInput(f"-f {f}: top level must be a map")
         layers.append(data)
     values = merge_values(*layers)
+    for expr in set_json:
+        values = apply_set(values, expr, kind="set-json")
     for expr in sets:
         values = apply_set(values, expr)
     for expr in set_strings:
         values = apply_set(values, expr, kind="set-string")
-    for expr in set_json:
-        values = apply_set(values, expr, kind="set-json")
     return values
 
 

@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from tfsctl.errors import InvalidInput
 
 # Helm refuses list indices above this (strvals MaxIndex); so do we.
@@ -29,6 +31,29 @@ _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 
 Values = dict[str, Any]
 PathSegment = str | int
+
+
+class _HelmYamlLoader(yaml.SafeLoader):
+    """YAML as helm reads values files (go-yaml v2, YAML 1.1): ``y``/``n`` are booleans too."""
+
+
+_YAML11_SHORT_BOOLS = {"y": True, "Y": True, "n": False, "N": False}
+_HelmYamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+    value = str(loader.construct_scalar(node))
+    if value in _YAML11_SHORT_BOOLS:
+        return _YAML11_SHORT_BOOLS[value]
+    return bool(loader.bool_values[value.lower()])
+
+
+_HelmYamlLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
+def parse_values(text: str) -> Any:
+    """One values file's text, read the way helm reads it."""
+    return yaml.load(text, Loader=_HelmYamlLoader)  # a SafeLoader subclass
 
 
 def merge_values(*layers: Mapping[str, Any] | None) -> Values:
