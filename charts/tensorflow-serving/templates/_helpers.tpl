@@ -81,6 +81,17 @@ app.kubernetes.io/component: server
 {{- int (.Values.service.restPort | default .Values.server.restPort) }}
 {{- end }}
 
+{{/* The Service that carries REST: fullname, or <fullname>-internal when service.exposeRest keeps REST off it. */}}
+{{- define "tensorflow-serving.restServiceName" -}}
+{{- $full := include "tensorflow-serving.fullname" . }}
+{{- if .Values.service.exposeRest }}{{ $full }}{{ else }}{{ printf "%s-internal" $full }}{{ end }}
+{{- end }}
+
+{{/* The route ingress-nginx reports for the REST Ingress backend (<namespace>-<service>-<port number>), as SLS logs it. */}}
+{{- define "tensorflow-serving.ingressRoute" -}}
+{{- printf "%s-%s-%s" .Release.Namespace (include "tensorflow-serving.restServiceName" .) (include "tensorflow-serving.serviceRestPort" .) }}
+{{- end }}
+
 {{/* "true" in multi-model mode (model.name empty: the models map, possibly empty, is served from model_config.pbtxt). */}}
 {{- define "tensorflow-serving.multiModel" -}}
 {{- if not .Values.model.name }}true{{ end }}
@@ -341,9 +352,19 @@ tcpSocket:
 {{- if $tol }}{{ toYaml $tol }}{{ end }}
 {{- end }}
 
-{{/* The pod affinity: affinity with the ECI virtual-node term merged (required for eci-only, preferred-not for burst). */}}
+{{/* The pod affinity: affinity with the ECI virtual-node term (required for eci-only, preferred-not for burst) and the podAntiAffinity term merged. */}}
 {{- define "tensorflow-serving.affinity" -}}
 {{- $aff := deepCopy (.Values.affinity | default dict) }}
+{{- with .Values.podAntiAffinity.mode }}
+{{- $paa := get $aff "podAntiAffinity" | default dict }}
+{{- $term := dict "topologyKey" $.Values.podAntiAffinity.topologyKey "labelSelector" (dict "matchLabels" (include "tensorflow-serving.selectorLabels" $ | fromYaml)) }}
+{{- if eq . "required" }}
+{{- $_ := set $paa "requiredDuringSchedulingIgnoredDuringExecution" (append (get $paa "requiredDuringSchedulingIgnoredDuringExecution" | default list) $term) }}
+{{- else }}
+{{- $_ := set $paa "preferredDuringSchedulingIgnoredDuringExecution" (append (get $paa "preferredDuringSchedulingIgnoredDuringExecution" | default list) (dict "weight" 100 "podAffinityTerm" $term)) }}
+{{- end }}
+{{- $_ := set $aff "podAntiAffinity" $paa }}
+{{- end }}
 {{- if include "tensorflow-serving.eciVirtualNode" . }}
 {{- $vn := .Values.eci.virtualNode }}
 {{- $na := get $aff "nodeAffinity" | default dict }}
