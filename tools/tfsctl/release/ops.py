@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from tfsctl import paths
-from tfsctl.errors import InvalidInput, NotFound, ToolkitError
+from tfsctl.errors import CheckFailed, InvalidInput, NotFound, ToolkitError
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
@@ -271,6 +271,7 @@ def deploy(
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
+        _require_bindable_claims(kubeconfig, ns, await helm.template(rel, ns, values))
         if current is not None and current.status in (
             "pending-install",
             "pending-upgrade",
@@ -310,6 +311,32 @@ def deploy(
         kube.ensure_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
         return asyncio.run(run())
+
+
+def _require_bindable_claims(kubeconfig: Path | None, namespace: str, manifest: str) -> None:
+    """Refuse (one line) when a claim the release creates could bind none of the target cluster's PVs."""
+    from kubernetes import client
+
+    from tfsctl.kubeclient import api_client
+    from tfsctl.release.binding import check_claims
+    from tfsctl.release.kube import translate
+
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    if not any(d.get("kind") == "PersistentVolumeClaim" for d in docs):
+        return
+    api = api_client(kubeconfig)
+    core = client.CoreV1Api(api)
+    try:
+        existing = core.list_namespaced_persistent_volume_claim(namespace).items
+        bound = {c.metadata.name for c in existing if c.metadata}
+        volumes = [api.sanitize_for_serialization(v) for v in core.list_persistent_volume().items]
+    except Exception as exc:  # the adapters' one translation of API errors
+        raise translate(exc, "listing PersistentVolumes") from None
+    # a claim that exists already is bound or pending on its own: only new claims are checked
+    claims = [d for d in docs if d["kind"] != "PersistentVolumeClaim" or d["metadata"]["name"] not in bound]
+    for result in check_claims(claims, volumes):
+        if not result.ok:
+            raise CheckFailed(f"{result.reason}; nothing was installed")
 
 
 @dataclass
@@ -358,7 +385,12 @@ class ValidationReport:
 
 
 def validate(
-    values_files: list[Path], sets: list[str], model_repo: Path | None, model_config: Path | None
+    values_files: list[Path],
+    sets: list[str],
+    model_repo: Path | None,
+    model_config: Path | None,
+    release: str = "validate",
+    namespace: str = "default",
 ) -> ValidationReport:
     """Values (schema + chart rules via helm template), a model repository, a model config file."""
     report = ValidationReport()
@@ -371,7 +403,7 @@ def validate(
         else:
             report.problems += _schema_problems(values)
             if not report.problems:
-                report.problems += _template_problems(values)
+                report.problems += _template_problems(values, release, namespace)
     if model_config is not None:
         report.checked.append(f"model config: {model_config}")
         report.problems += _model_config_problems(model_config)
@@ -398,12 +430,16 @@ def _schema_problems(values: dict[str, Any]) -> list[str]:
     return out
 
 
-def _template_problems(values: dict[str, Any]) -> list[str]:
+def _template_problems(
+    values: dict[str, Any], release: str = "validate", namespace: str = "default"
+) -> list[str]:
     import subprocess
+
+    from tfsctl.release.routes import route_problems
 
     try:
         proc = subprocess.run(
-            [paths.tool_path("helm"), "template", "validate", str(paths.CHART_DIR), "--values", "-"],
+            [paths.tool_path("helm"), "template", release, str(paths.CHART_DIR), "-n", namespace, "-f", "-"],
             input=json.dumps(values),
             capture_output=True,
             text=True,
@@ -415,7 +451,7 @@ def _template_problems(values: dict[str, Any]) -> list[str]:
     except subprocess.TimeoutExpired:
         return ["helm template did not finish within 60s"]
     if proc.returncode == 0:
-        return []
+        return route_problems(yaml.safe_load_all(proc.stdout))
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     return [f"chart rules: {lines[-1] if lines else 'helm template failed'}"]
 
