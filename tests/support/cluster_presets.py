@@ -1,7 +1,7 @@
 """What a values preset needs from the cluster, and where its pods must land, read from its render.
 
 Prerequisites a real cluster has and a fresh test namespace does not: a PV for
-each PVC selector (the chart renders its own for some presets), Secrets the
+each PVC selector or ``volumeName`` (the chart renders its own for some presets), Secrets the
 pods or PVs reference (OSS credentials: dummy values, never real keys), and the
 IngressClass an Ingress names.
 
@@ -74,9 +74,10 @@ def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, 
             for pv in rendered_pvs
         ):
             continue
-        if not labels:
+        if not labels and not spec.get("volumeName"):
             continue
-        name = f"{namespace}-{pvc['metadata']['name']}"[:63]
+        # a claim bound by name (persistence.volumeName, as the ECI guide's) gets a PV of that name
+        name = spec.get("volumeName") or f"{namespace}-{pvc['metadata']['name']}"[:63]
         # bind only to this namespace's claim: presets share selector labels across tests
         claim_ref = {"namespace": namespace, "name": pvc["metadata"]["name"]}
         if target is not None and target.real and needed.claim == pvc["metadata"]["name"]:
