@@ -9,9 +9,7 @@ Last, ``tfsctl deploy`` refuses a preset whose claim cannot bind, in one line, b
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,28 +17,19 @@ import yaml
 from kubernetes import client
 
 from support.cluster_helpers import Cluster, render, wait_for
+from support.cluster_presets import GUIDES_DIR, local_volume
 from support.release_cluster import tfsctl
 from tfsctl import paths
 from tfsctl.release.binding import bind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-GUIDES = Path(__file__).resolve().parents[2] / "chart" / "guides"
-EMPTY = Path("/tmp/tfsctl-e2e-empty")
-
 
 def guide_pv(guide: str, name: str) -> dict[str, Any]:
     """The guide's PV with ``name`` and a hostPath source in place of its NAS/OSS/flexVolume one."""
-    [pv] = [
-        o for o in yaml.safe_load((GUIDES / guide).read_text())["objects"] if o["kind"] == "PersistentVolume"
-    ]
-    pv = copy.deepcopy(pv)
-    for source in ("csi", "flexVolume", "nfs"):
-        pv["spec"].pop(source, None)
-    EMPTY.mkdir(parents=True, exist_ok=True)
-    pv["spec"]["hostPath"] = {"path": str(EMPTY), "type": "Directory"}
-    pv["metadata"]["name"] = name
-    return dict(pv)
+    objects = yaml.safe_load((GUIDES_DIR / guide).read_text())["objects"]
+    [pv] = [o for o in objects if o["kind"] == "PersistentVolume"]
+    return local_volume(pv, name)
 
 
 def claim_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
