@@ -219,7 +219,7 @@ class TestSlbClassicGrpc:
         [grpc] = service["spec"]["ports"]
         assert (grpc["name"], grpc["port"], grpc["targetPort"]) == ("grpc", 8000, "grpc")
         assert "--port=8000" in server_container(docs)["args"], "SLB backend port = application port"
-        assert find(docs, "Deployment")["spec"]["replicas"] == 3
+        assert find(docs, "Deployment")["spec"]["replicas"] == 2
         assert "nvidia.com/gpu" not in server_container(docs)["resources"].get("limits", {})
         annotations = service["metadata"]["annotations"]
         assert annotations["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id"].startswith("lb-")
