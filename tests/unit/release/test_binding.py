@@ -111,6 +111,10 @@ class TestBindBySelector:
         ]
         assert bind(pvc(selector=MNIST), volumes).volume == "b"
 
+    def test_pre_bound_pv_is_taken_whatever_its_labels_and_class(self) -> None:
+        volume = pv("b", storageClassName="nas", claimRef={"namespace": "ns", "name": "models"})
+        assert bind(pvc(selector=MNIST), [volume]).volume == "b"
+
     def test_named_class_is_left_to_provisioning(self) -> None:
         result = bind(pvc(storageClassName="alicloud-nas"), [])
         assert result.ok and result.provisioned and result.volume is None

@@ -11,7 +11,7 @@ Fidelity (behaviour: the upstream file and function that decides it):
   ``checkVolumeSatisfyClaim``;
 - otherwise the smallest Available, unbound PV with size >= request, an equal class and matching labels:
   pkg/controller/volume/persistentvolume/util/util.go ``FindMatchingVolume``; a PV pre-bound to the claim
-  (``claimRef``) is taken first (``IsVolumeBoundToClaim``);
+  (``claimRef``) is taken first, whatever its labels and class (``IsVolumeBoundToClaim``);
 - the PV's access modes include every mode of the claim: persistentvolume/index.go ``findByClaim``;
 - the class is the beta annotation, else ``storageClassName``, else ``""``:
   staging/src/k8s.io/component-helpers/storage/volume/helpers.go ``GetPersistentVolume(Claim)Class``.
@@ -126,7 +126,7 @@ def _bound_to_claim(volume: Mapping[str, Any], claim: Mapping[str, Any]) -> bool
     return not (ref.get("uid") and _meta(claim).get("uid") and ref["uid"] != _meta(claim)["uid"])
 
 
-def _fit(claim: Mapping[str, Any], volume: Mapping[str, Any]) -> str | None:
+def _fit(claim: Mapping[str, Any], volume: Mapping[str, Any], *, by_class: bool = True) -> str | None:
     """Why ``volume`` cannot satisfy ``claim`` (size, class, volume mode, access modes), or None."""
     name = _meta(volume).get("name", "?")
     if _meta(volume).get("deletionTimestamp"):
@@ -135,7 +135,7 @@ def _fit(claim: Mapping[str, Any], volume: Mapping[str, Any]) -> str | None:
     offered = (_spec(volume).get("capacity") or {}).get("storage", "0")
     if quantity(offered) < quantity(requested):
         return f"PV {name} offers {offered}, less than the {requested} the claim requests"
-    if volume_class(volume) != claim_class(claim):
+    if by_class and volume_class(volume) != claim_class(claim):
         return (
             f"PV {name} has storage class {volume_class(volume)!r}, the claim asks for {claim_class(claim)!r}"
         )
@@ -183,7 +183,8 @@ def bind(claim: Mapping[str, Any], volumes: Iterable[Mapping[str, Any]]) -> Bind
     best: Mapping[str, Any] | None = None
     reasons: list[str] = []
     for volume in volumes:
-        if _bound_to_claim(volume, claim) and not _fit(claim, volume):
+        # pre-bound: FindMatchingVolume returns it before comparing selector or class
+        if _bound_to_claim(volume, claim) and not _fit(claim, volume, by_class=False):
             return Binding(key, volume=_meta(volume)["name"])
         if not selector_matches(selector, _meta(volume).get("labels") or {}):
             continue
