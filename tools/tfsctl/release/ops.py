@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +26,9 @@ from tfsctl.release.replicas import FleetClient, Replica, parse_endpoints, state
 from tfsctl.release.scale import plan_scale
 from tfsctl.release.store import ConfigStore, EndpointStore
 from tfsctl.release.values import apply_set, merge_values
+
+if TYPE_CHECKING:
+    from tfsctl.release.kube import KubeAdapter
 
 log = logging.getLogger(__name__)
 
@@ -265,13 +268,17 @@ def deploy(
     if not target.release:
         raise InvalidInput("--release is required")
     kubeconfig = target.kubeconfig or paths.kubeconfig()
+    from tfsctl.kubeclient import api_client
+    from tfsctl.release.kube import KubeAdapter, lease_name
+
+    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
 
     async def run() -> DeployResult:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
-        _require_bindable_claims(kubeconfig, ns, await helm.template(rel, ns, values))
+        _require_bindable_claims(kube, await helm.template(rel, ns, values))
         if current is not None and current.status in (
             "pending-install",
             "pending-upgrade",
@@ -302,39 +309,24 @@ def deploy(
 
     if dry_run:
         return asyncio.run(run())
-    from tfsctl.kubeclient import api_client
-    from tfsctl.release.kube import KubeAdapter, lease_name
-
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
-    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
     if create_namespace:
         kube.ensure_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
         return asyncio.run(run())
 
 
-def _require_bindable_claims(kubeconfig: Path | None, namespace: str, manifest: str) -> None:
+def _require_bindable_claims(kube: KubeAdapter, manifest: str) -> None:
     """Refuse (one line) when a claim the release creates could bind none of the target cluster's PVs."""
-    from kubernetes import client
-
-    from tfsctl.kubeclient import api_client
     from tfsctl.release.binding import check_claims
-    from tfsctl.release.kube import translate
 
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     if not any(d.get("kind") == "PersistentVolumeClaim" for d in docs):
         return
-    api = api_client(kubeconfig)
-    core = client.CoreV1Api(api)
-    try:
-        existing = core.list_namespaced_persistent_volume_claim(namespace).items
-        bound = {c.metadata.name for c in existing if c.metadata}
-        volumes = [api.sanitize_for_serialization(v) for v in core.list_persistent_volume().items]
-    except Exception as exc:  # the adapters' one translation of API errors
-        raise translate(exc, "listing PersistentVolumes") from None
     # a claim that exists already is bound or pending on its own: only new claims are checked
-    claims = [d for d in docs if d["kind"] != "PersistentVolumeClaim" or d["metadata"]["name"] not in bound]
-    for result in check_claims(claims, volumes):
+    existing = kube.claim_names()
+    docs = [d for d in docs if d["kind"] != "PersistentVolumeClaim" or d["metadata"]["name"] not in existing]
+    for result in check_claims(docs, kube.persistent_volumes()):
         if not result.ok:
             raise CheckFailed(f"{result.reason}; nothing was installed")
 
