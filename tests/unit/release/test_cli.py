@@ -119,7 +119,7 @@ def test_validate_names_the_bad_field(repo_root: Path) -> None:
 
 
 @pytest.mark.chart
-def test_validate_flags_an_hpa_route_the_ingress_cannot_produce_for_the_named_release(repo_root: Path) -> None:
+def test_validate_flags_an_hpa_route_the_ingress_cannot_produce_for_a_release(repo_root: Path) -> None:
     preset = str(repo_root / "values" / "ack-eci-bert-oss.yaml")
     route = "autoscaling.externalMetrics[0].selector.matchLabels.sls\\.ingress\\.route=default-bert-8501"
     args = ["-f", preset, "--set", "autoscaling.externalMetrics[0].name=sls_ingress_qps"]
