@@ -43,6 +43,11 @@ def rendered(guide_name: str, preset: str | None = None) -> list[dict[str, Any]]
 
 
 def exposed_service(docs: list[dict[str, Any]], release: str) -> dict[str, Any]:
+    """The Service a load balancer or node port front (``-grpc`` when REST is off it), or ``<fullname>``."""
+    outside = [d for d in docs if d["kind"] == "Service" and d["spec"]["type"] != "ClusterIP"]
+    if outside:
+        [service] = outside
+        return service
     return find(docs, "Service", f"{release}-tensorflow-serving")
 
 
@@ -175,6 +180,11 @@ class TestAckNasMnist:
         spec = exposed_service(rendered(self.G, preset), "mnist")["spec"]
         assert spec["type"] == values["serviceType"]
         assert [p["port"] for p in spec["ports"]] == [values["port"]]
+
+    def test_rest_stays_reachable_in_cluster(self, preset: str) -> None:
+        spec = find(rendered(self.G, preset), "Service", "mnist-tensorflow-serving")["spec"]
+        assert spec["type"] == "ClusterIP"
+        assert [p["name"] for p in spec["ports"]] == ["grpc", "rest"]
 
     def test_server_runs_the_guides_args_and_mount(self, preset: str) -> None:
         flavour = "gpu" if "gpu" in preset else "cpu"

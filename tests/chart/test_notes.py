@@ -119,16 +119,14 @@ class TestNotesForGuideValues:
     def test_rest_kept_off_the_load_balancer_is_listed_in_cluster_only(self) -> None:
         notes = render_notes(self.INTERNAL)
         assert (
-            f"REST: in-cluster only (service.exposeRest false): http://{FULLNAME}-internal.serving.svc:8501"
-            in notes
+            f"REST: in-cluster only (service.exposeRest false): http://{FULLNAME}.serving.svc:8501" in notes
         )
-        assert f"curl -s http://{FULLNAME}-internal.serving.svc:8501/v1/models/m" in notes
+        assert f"curl -s http://{FULLNAME}.serving.svc:8501/v1/models/m" in notes
+        assert f"get svc {FULLNAME}-grpc -o jsonpath" in notes, "the address comes from the exposed Service"
         assert "REST: http://$SERVING_HOST" not in notes
 
-    def test_warns_that_helm_test_needs_the_internal_host(self) -> None:
-        assert f"set tests.host={FULLNAME}-internal.serving.svc" in render_notes(self.INTERNAL)
-        with_host = {**self.INTERNAL, "tests": {"host": f"{FULLNAME}-internal.serving.svc"}}
-        assert "WARNINGS" not in render_notes(with_host)
+    def test_no_warning_for_helm_test_it_reaches_rest_on_the_cluster_ip_service(self) -> None:
+        assert "WARNINGS" not in render_notes(self.INTERNAL)
 
     def test_warns_when_one_replica_per_node_meets_a_surge(self) -> None:
         notes = render_notes({**SIZED, "model": {"name": "m"}, "podAntiAffinity": {"mode": "required"}})

@@ -121,7 +121,7 @@ class TestAckNasMnist:
         assert claim["storageClassName"] == ""
         mount = next(m for m in server_container(docs)["volumeMounts"] if m["name"] == "models")
         assert mount["mountPath"] == "/serving/model/mnist"
-        service = find(docs, "Service", FULLNAME)["spec"]
+        service = find(docs, "Service", f"{FULLNAME}-grpc")["spec"]
         assert service["type"] == "LoadBalancer"
         assert [(p["name"], p["port"]) for p in service["ports"]] == [("grpc", 9090)], (
             "REST stays off the SLB"
@@ -214,7 +214,7 @@ class TestGkeResnetCpuHpa:
 class TestSlbClassicGrpc:
     def test_load_balancer_exposes_grpc_on_8000_for_n_cpu_replicas(self) -> None:
         docs = rendered("slb-classic-grpc.yaml")
-        service = find(docs, "Service", FULLNAME)
+        service = find(docs, "Service", f"{FULLNAME}-grpc")
         assert service["spec"]["type"] == "LoadBalancer"
         [grpc] = service["spec"]["ports"]
         assert (grpc["name"], grpc["port"], grpc["targetPort"]) == ("grpc", 8000, "grpc")

@@ -73,22 +73,23 @@ ALB_OVERRIDE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-force-over
 class TestServiceKeepsRestOffTheLoadBalancer:
     def test_exposed_service_carries_grpc_only(self) -> None:
         docs = render_chart({"service": {"type": "LoadBalancer", "exposeRest": False}})
-        exposed = find(docs, "Service", FULLNAME)["spec"]
+        exposed = find(docs, "Service", f"{FULLNAME}-grpc")["spec"]
+        assert exposed["type"] == "LoadBalancer"
         assert [p["name"] for p in exposed["ports"]] == ["grpc"]
-        internal = find(docs, "Service", f"{FULLNAME}-internal")["spec"]
+        internal = find(docs, "Service", FULLNAME)["spec"]
         assert internal["type"] == "ClusterIP"
         assert [(p["name"], p["port"]) for p in internal["ports"]] == [("grpc", 8500), ("rest", 8501)]
         assert internal["selector"] == exposed["selector"]
 
-    def test_no_internal_service_by_default(self) -> None:
+    def test_one_service_by_default(self) -> None:
         docs = render_chart(LB)
         assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == [FULLNAME]
 
-    def test_ingress_routes_to_the_internal_service(self) -> None:
+    def test_ingress_still_routes_to_the_cluster_ip_service(self) -> None:
         values = {"service": {"type": "LoadBalancer", "exposeRest": False}, "ingress": {"enabled": True}}
         ingress = find(render_chart(values, show_only="ingress.yaml"), "Ingress", FULLNAME)
         backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-        assert backend == {"name": f"{FULLNAME}-internal", "port": {"number": 8501}}
+        assert backend == {"name": FULLNAME, "port": {"number": 8501}}
 
 
 class TestServiceReusesAnExistingSlb:
