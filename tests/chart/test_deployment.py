@@ -504,3 +504,46 @@ class TestDeploymentTls:
         out = assemble_ssl_config(render(TLS), tmp_path / "root", secret)
         assert out.returncode != 0
         assert "server.tls.certKey: Secret tfserving-grpc-tls has no key tls.crt" in out.stderr
+
+
+SELECTOR = {"app.kubernetes.io/name": "tensorflow-serving", "app.kubernetes.io/instance": "tfs"}
+
+
+class TestDeploymentPodAntiAffinity:
+    def test_required_puts_at_most_one_replica_per_node(self) -> None:
+        pod = pod_spec(render({"podAntiAffinity": {"mode": "required"}}))
+        assert pod["affinity"]["podAntiAffinity"] == {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": SELECTOR}}
+            ]
+        }
+
+    def test_preferred_spreads_over_the_given_key(self) -> None:
+        values = {"podAntiAffinity": {"mode": "preferred", "topologyKey": "topology.kubernetes.io/zone"}}
+        [term] = pod_spec(render(values))["affinity"]["podAntiAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert term == {
+            "weight": 100,
+            "podAffinityTerm": {
+                "topologyKey": "topology.kubernetes.io/zone",
+                "labelSelector": {"matchLabels": SELECTOR},
+            },
+        }
+
+    def test_merges_with_user_affinity_and_eci_placement(self) -> None:
+        user = {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "zone", "labelSelector": {}}
+                ]
+            }
+        }
+        pod = pod_spec(
+            render({"podAntiAffinity": {"mode": "required"}, "affinity": user, "eci": {"mode": "eci-only"}})
+        )
+        assert len(pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]) == 2
+        assert "nodeAffinity" in pod["affinity"]
+
+    def test_off_by_default(self) -> None:
+        assert "affinity" not in pod_spec(render())

@@ -68,3 +68,37 @@ class TestHorizontalPodAutoscaler:
     def test_behavior_is_passed_through(self) -> None:
         behavior = {"scaleDown": {"stabilizationWindowSeconds": 30}}
         assert hpa({"behavior": behavior})["spec"]["behavior"] == behavior
+
+
+SLS = {
+    **REQUESTS,
+    "ingress": {"enabled": True},
+    "autoscaling": {
+        "enabled": True,
+        "targetCPUUtilizationPercentage": 0,
+        "slsIngressQps": {"enabled": True, "project": "k8s-log-c1"},
+    },
+}
+
+
+class TestHorizontalPodAutoscalerSlsIngressQps:
+    def test_route_selector_is_the_charts_ingress_backend(self) -> None:
+        docs = render_chart(SLS)
+        [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        labels = metric["external"]["metric"]["selector"]["matchLabels"]
+        backend = find(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert labels["sls.ingress.route"] == f"serving-{backend['name']}-{backend['port']['number']}"
+        assert labels == {
+            "sls.project": "k8s-log-c1",
+            "sls.logstore": "nginx-ingress",
+            "sls.ingress.route": f"serving-{FULLNAME}-8501",
+        }
+        assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "10"}
+
+    def test_route_follows_release_and_namespace(self) -> None:
+        docs = render_chart(
+            SLS, release="bert", namespace="default", show_only="horizontalpodautoscaler.yaml"
+        )
+        [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        route = metric["external"]["metric"]["selector"]["matchLabels"]["sls.ingress.route"]
+        assert route == "default-bert-tensorflow-serving-8501"

@@ -29,7 +29,7 @@ class TestIngress:
         assert ingress["apiVersion"] == "networking.k8s.io/v1"
         assert ingress["spec"]["ingressClassName"] == "nginx"
         backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-        assert backend == {"name": FULLNAME, "port": {"name": "rest"}}
+        assert backend == {"name": FULLNAME, "port": {"number": 8501}}
         assert ingress["spec"]["tls"] == [{"hosts": ["tfs.example.com"], "secretName": "tfs-tls"}]
         assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "8m"
 
@@ -38,7 +38,7 @@ class TestIngress:
         docs = render_chart(values, show_only="ingress.yaml")
         ingress = find(docs, "Ingress", f"{FULLNAME}-grpc")
         backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-        assert backend["port"] == {"name": "grpc"}
+        assert backend["port"] == {"number": 8500}
         assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
         assert ingress["spec"]["ingressClassName"] == "nginx"
         assert len(docs) == 1

@@ -111,3 +111,28 @@ class TestNotesTls:
         assert "requests are batched as in TF Serving" not in render_notes(values)
         local = {**values, "server": {"batching": batching, "command": ["tfsctl", "serve"]}}
         assert "requests are batched as in TF Serving" in render_notes(local)
+
+
+class TestNotesForGuideValues:
+    INTERNAL = {**SIZED, "model": {"name": "m"}, "service": {"type": "LoadBalancer", "exposeRest": False}}
+
+    def test_rest_kept_off_the_load_balancer_is_listed_in_cluster_only(self) -> None:
+        notes = render_notes(self.INTERNAL)
+        assert (
+            f"REST: in-cluster only (service.exposeRest false): http://{FULLNAME}.serving.svc:8501" in notes
+        )
+        assert f"curl -s http://{FULLNAME}.serving.svc:8501/v1/models/m" in notes
+        assert f"get svc {FULLNAME}-grpc -o jsonpath" in notes, "the address comes from the exposed Service"
+        assert "REST: http://$SERVING_HOST" not in notes
+
+    def test_no_warning_for_helm_test_it_reaches_rest_on_the_cluster_ip_service(self) -> None:
+        assert "WARNINGS" not in render_notes(self.INTERNAL)
+
+    def test_warns_when_one_replica_per_node_meets_a_surge(self) -> None:
+        notes = render_notes({**SIZED, "model": {"name": "m"}, "podAntiAffinity": {"mode": "required"}})
+        assert "podAntiAffinity.mode is required and updateStrategy.maxSurge is 1" in notes
+        calm = {
+            "podAntiAffinity": {"mode": "required"},
+            "updateStrategy": {"maxSurge": 0, "maxUnavailable": 1},
+        }
+        assert "WARNINGS" not in render_notes({**SIZED, "model": {"name": "m"}, **calm})

@@ -66,3 +66,33 @@ class TestPersistentVolume:
 
     def test_not_rendered_unless_enabled(self) -> None:
         assert render_chart({"persistence": SELECTED}, show_only="persistentvolume.yaml") == []
+
+
+class TestPersistentVolumeClaimByName:
+    def test_volume_name_binds_a_named_pv_without_a_selector(self) -> None:
+        values = {
+            "persistence": {"enabled": True, "volumeName": "model-csi-pv", "accessModes": ["ReadWriteMany"]}
+        }
+        claim = find(render_chart(values, show_only="persistentvolumeclaim.yaml"), "PersistentVolumeClaim")
+        assert claim["spec"]["volumeName"] == "model-csi-pv"
+        assert "selector" not in claim["spec"]
+
+    def test_no_volume_name_by_default(self) -> None:
+        claim = find(
+            render_chart({"persistence": SELECTED}, show_only="persistentvolumeclaim.yaml"),
+            "PersistentVolumeClaim",
+        )
+        assert "volumeName" not in claim["spec"]
+
+    def test_chart_pv_may_be_tied_by_name_alone(self) -> None:
+        values = {
+            "persistence": {
+                "enabled": True,
+                "volumeName": "models-pv",
+                "pv": {"enabled": True, "name": "models-pv", "nfs": {"server": "nas.example.com"}},
+            }
+        }
+        docs = render_chart(values)
+        volume = find(docs, "PersistentVolume", "models-pv")
+        assert "model" not in volume["metadata"]["labels"]
+        assert find(docs, "PersistentVolumeClaim")["spec"]["volumeName"] == "models-pv"

@@ -121,9 +121,11 @@ class TestAckNasMnist:
         assert claim["storageClassName"] == ""
         mount = next(m for m in server_container(docs)["volumeMounts"] if m["name"] == "models")
         assert mount["mountPath"] == "/serving/model/mnist"
-        service = find(docs, "Service")["spec"]
+        service = find(docs, "Service", f"{FULLNAME}-grpc")["spec"]
         assert service["type"] == "LoadBalancer"
-        assert ("grpc", 9090) in [(p["name"], p["port"]) for p in service["ports"]]
+        assert [(p["name"], p["port"]) for p in service["ports"]] == [("grpc", 9090)], (
+            "REST stays off the SLB"
+        )
         assert find(docs, "Deployment")["spec"]["replicas"] == 1
 
     def test_gpu_variant_runs_the_gpu_image_on_one_gpu(self) -> None:
@@ -156,16 +158,12 @@ class TestPaiEasMultiModel:
 
 
 class TestAckEciBertOss:
-    def test_model_from_oss_csi_with_a_secret_reference(self) -> None:
+    def test_claim_binds_the_guides_oss_pv_by_name(self) -> None:
         docs = rendered("ack-eci-bert-oss.yaml")
-        volume = find(docs, "PersistentVolume")
-        assert volume["spec"]["csi"]["driver"] == "ossplugin.csi.alibabacloud.com"
-        assert volume["spec"]["csi"]["nodePublishSecretRef"]["name"] == "oss-secret"
-        selector = find(docs, "PersistentVolumeClaim")["spec"]["selector"]["matchLabels"]
-        assert selector == {"model": "bert"}
-        assert selector.items() <= volume["metadata"]["labels"].items(), (
-            "the claim must select the chart's PV"
-        )
+        assert not [d for d in docs if d["kind"] == "PersistentVolume"], "the guide's PV already exists"
+        claim = find(docs, "PersistentVolumeClaim")["spec"]
+        assert claim["volumeName"] == "model-csi-pv"
+        assert (claim["accessModes"], claim["storageClassName"]) == (["ReadWriteMany"], "")
 
     def test_eci_only_gpu_spec_with_image_cache(self) -> None:
         docs = rendered("ack-eci-bert-oss.yaml")
@@ -199,7 +197,7 @@ class TestAckEciBertOss:
     def test_internet_ingress_on_the_rest_port(self) -> None:
         ingress = find(rendered("ack-eci-bert-oss.yaml"), "Ingress")
         assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {
-            "name": "rest"
+            "number": 8501
         }
 
 
@@ -216,16 +214,29 @@ class TestGkeResnetCpuHpa:
 class TestSlbClassicGrpc:
     def test_load_balancer_exposes_grpc_on_8000_for_n_cpu_replicas(self) -> None:
         docs = rendered("slb-classic-grpc.yaml")
-        service = find(docs, "Service")
+        service = find(docs, "Service", f"{FULLNAME}-grpc")
         assert service["spec"]["type"] == "LoadBalancer"
-        grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
-        assert (grpc["port"], grpc["targetPort"]) == (8000, "grpc")
-        assert find(docs, "Deployment")["spec"]["replicas"] == 3
+        [grpc] = service["spec"]["ports"]
+        assert (grpc["name"], grpc["port"], grpc["targetPort"]) == ("grpc", 8000, "grpc")
+        assert "--port=8000" in server_container(docs)["args"], "SLB backend port = application port"
+        assert find(docs, "Deployment")["spec"]["replicas"] == 2
         assert "nvidia.com/gpu" not in server_container(docs)["resources"].get("limits", {})
-        assert any(
-            k.startswith("service.beta.kubernetes.io/alibaba-cloud")
-            for k in service["metadata"]["annotations"]
+        annotations = service["metadata"]["annotations"]
+        assert annotations["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id"].startswith("lb-")
+        assert (
+            annotations["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-force-override-listeners"]
+            == "true"
         )
+
+    def test_at_most_one_replica_per_node(self) -> None:
+        terms = pod_spec("slb-classic-grpc.yaml")["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert [t["topologyKey"] for t in terms] == ["kubernetes.io/hostname"]
+        assert find(rendered("slb-classic-grpc.yaml"), "Deployment")["spec"]["strategy"]["rollingUpdate"] == {
+            "maxSurge": 0,
+            "maxUnavailable": 1,
+        }
 
 
 class TestLocal:

@@ -63,3 +63,50 @@ class TestService:
         }
         assert svc["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
         assert svc["spec"]["externalTrafficPolicy"] == "Local"
+
+
+LB = {"service": {"type": "LoadBalancer"}}
+ALB_ID = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id"
+ALB_OVERRIDE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-force-override-listeners"
+
+
+class TestServiceKeepsRestOffTheLoadBalancer:
+    def test_exposed_service_carries_grpc_only(self) -> None:
+        docs = render_chart({"service": {"type": "LoadBalancer", "exposeRest": False}})
+        exposed = find(docs, "Service", f"{FULLNAME}-grpc")["spec"]
+        assert exposed["type"] == "LoadBalancer"
+        assert [p["name"] for p in exposed["ports"]] == ["grpc"]
+        internal = find(docs, "Service", FULLNAME)["spec"]
+        assert internal["type"] == "ClusterIP"
+        assert [(p["name"], p["port"]) for p in internal["ports"]] == [("grpc", 8500), ("rest", 8501)]
+        assert internal["selector"] == exposed["selector"]
+
+    def test_one_service_by_default(self) -> None:
+        docs = render_chart(LB)
+        assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == [FULLNAME]
+
+    def test_ingress_still_routes_to_the_cluster_ip_service(self) -> None:
+        values = {"service": {"type": "LoadBalancer", "exposeRest": False}, "ingress": {"enabled": True}}
+        ingress = find(render_chart(values, show_only="ingress.yaml"), "Ingress", FULLNAME)
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": FULLNAME, "port": {"number": 8501}}
+
+
+class TestServiceReusesAnExistingSlb:
+    def test_load_balancer_id_and_listener_override_become_ccm_annotations(self) -> None:
+        values = {
+            "service": {
+                "type": "LoadBalancer",
+                "alibabaCloud": {"loadBalancerId": "lb-2ze1", "forceOverrideListeners": True},
+            }
+        }
+        annotations = service(values)["metadata"]["annotations"]
+        assert annotations[ALB_ID] == "lb-2ze1"
+        assert annotations[ALB_OVERRIDE] == "true"
+
+    def test_reused_slb_keeps_hand_made_listeners_by_default(self) -> None:
+        values = {"service": {"type": "LoadBalancer", "alibabaCloud": {"loadBalancerId": "lb-2ze1"}}}
+        assert service(values)["metadata"]["annotations"][ALB_OVERRIDE] == "false"
+
+    def test_no_slb_annotations_without_an_id(self) -> None:
+        assert "annotations" not in service(LB)["metadata"]

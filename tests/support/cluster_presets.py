@@ -1,7 +1,7 @@
 """What a values preset needs from the cluster, and where its pods must land, read from its render.
 
 Prerequisites a real cluster has and a fresh test namespace does not: a PV for
-each PVC selector (the chart renders its own for some presets), Secrets the
+each PVC selector or ``volumeName`` (the chart renders its own for some presets), Secrets the
 pods or PVs reference (OSS credentials: dummy values, never real keys), and the
 IngressClass an Ingress names.
 
@@ -12,17 +12,45 @@ holds generated example models on the disk of the node they run on
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from support import cluster_models
 from support.cluster_capabilities import require
 from support.cluster_helpers import Cluster
 
+GUIDES_DIR = Path(__file__).resolve().parents[1] / "chart" / "guides"
+EMPTY_DIR = Path("/tmp/tfsctl-e2e-empty")  # simulated pods read nothing
+
 DUMMY_SECRET_DATA = {
     "akId": "e2e-not-a-real-access-key-id",
     "akSecret": "e2e-not-a-real-access-key-secret",
 }
+
+
+def local_volume(pv: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A guide's PV as written, with a hostPath source in place of its NAS/OSS/flexVolume one."""
+    body = copy.deepcopy(pv)
+    for source in ("csi", "flexVolume", "nfs"):
+        body["spec"].pop(source, None)
+    EMPTY_DIR.mkdir(parents=True, exist_ok=True)
+    body["spec"]["hostPath"] = {"path": str(EMPTY_DIR), "type": "Directory"}
+    if name:
+        body["metadata"]["name"] = name
+    return dict(body)
+
+
+def guide_volumes(preset: str) -> list[dict[str, Any]]:
+    """The PVs of the guide ``preset`` stands for (tests/chart/guides/*.yaml), sources made local."""
+    for path in sorted(GUIDES_DIR.glob("*.yaml")):
+        guide = yaml.safe_load(path.read_text())
+        if preset in (guide.get("presets") or [guide.get("preset")]):
+            return [local_volume(o) for o in guide.get("objects", []) if o["kind"] == "PersistentVolume"]
+    return []
 
 
 def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -48,10 +76,18 @@ def is_hook(doc: dict[str, Any]) -> bool:
     return "helm.sh/hook" in (doc.get("metadata", {}).get("annotations") or {})
 
 
-def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, Any]]) -> list[str]:
-    """Create what the preset expects to exist; returns cluster-scoped PV names to delete afterwards."""
+def create_prerequisites(
+    cluster: Cluster, namespace: str, docs: list[dict[str, Any]], guide_pvs: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Create what the preset expects to exist; returns cluster-scoped PV names to delete afterwards.
+
+    ``guide_pvs`` (from :func:`guide_volumes`) are created as the guide wrote them, unpinned, for the claims
+    they can bind under Kubernetes' rule: the preset must then bind them on its own.
+    """
     from kubernetes import client
     from kubernetes.client.rest import ApiException
+
+    from tfsctl.release.binding import bind
 
     core = client.CoreV1Api(cluster.api)
     rendered_pvs = [d for d in docs if d["kind"] == "PersistentVolume"]
@@ -74,9 +110,21 @@ def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, 
             for pv in rendered_pvs
         ):
             continue
-        if not labels:
+        if not labels and not spec.get("volumeName"):
             continue
-        name = f"{namespace}-{pvc['metadata']['name']}"[:63]
+        guide = next((v for v in guide_pvs if not real and bind(pvc, [v]).volume), None)
+        if guide is not None:
+            # PV names are cluster-wide: keep the guide's name only where the claim names it
+            own = (
+                guide["metadata"]["name"]
+                if spec.get("volumeName")
+                else f"{namespace}-{guide['metadata']['name']}"
+            )
+            core.create_persistent_volume(local_volume(guide, own[:63]))
+            created_pvs.append(own[:63])
+            continue
+        # a claim bound by name (persistence.volumeName, as the ECI guide's) gets a PV of that name
+        name = spec.get("volumeName") or f"{namespace}-{pvc['metadata']['name']}"[:63]
         # bind only to this namespace's claim: presets share selector labels across tests
         claim_ref = {"namespace": namespace, "name": pvc["metadata"]["name"]}
         if target is not None and target.real and needed.claim == pvc["metadata"]["name"]:
@@ -84,8 +132,7 @@ def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, 
             created_pvs.append(name)
             cluster_models.place_models(cluster.api, name, target.name, needed.dirs)
             continue
-        host = Path("/tmp/tfsctl-e2e-empty")  # simulated pods read nothing
-        host.mkdir(parents=True, exist_ok=True)
+        EMPTY_DIR.mkdir(parents=True, exist_ok=True)
         pv = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -95,7 +142,7 @@ def create_prerequisites(cluster: Cluster, namespace: str, docs: list[dict[str, 
                 "accessModes": spec["accessModes"],
                 "storageClassName": spec.get("storageClassName", ""),
                 "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": str(host), "type": "Directory"},
+                "hostPath": {"path": str(EMPTY_DIR), "type": "Directory"},
                 "claimRef": claim_ref,
             },
         }

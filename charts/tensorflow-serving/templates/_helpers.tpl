@@ -81,6 +81,63 @@ app.kubernetes.io/component: server
 {{- int (.Values.service.restPort | default .Values.server.restPort) }}
 {{- end }}
 
+{{/* "true" when service.exposeRest keeps REST off the exposed Service: <fullname> is then ClusterIP and <fullname>-grpc exposes gRPC. */}}
+{{- define "tensorflow-serving.splitService" -}}
+{{- if and .Values.server.restEnabled (not .Values.service.exposeRest) }}true{{ end }}
+{{- end }}
+
+{{/* The name of the Service of type service.type (the one a load balancer or node ports front). */}}
+{{- define "tensorflow-serving.exposedServiceName" -}}
+{{- $full := include "tensorflow-serving.fullname" . }}
+{{- if include "tensorflow-serving.splitService" . }}{{ printf "%s-grpc" $full }}{{ else }}{{ $full }}{{ end }}
+{{- end }}
+
+{{/* The exposed Service's annotations: service.annotations plus the ACK cloud controller's for service.alibabaCloud. */}}
+{{- define "tensorflow-serving.serviceAnnotations" -}}
+{{- $ann := deepCopy (.Values.service.annotations | default dict) }}
+{{- with .Values.service.alibabaCloud }}
+{{- if .loadBalancerId }}
+{{- $_ := set $ann "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id" .loadBalancerId }}
+{{- $_ := set $ann "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-force-override-listeners" (toString .forceOverrideListeners) }}
+{{- end }}
+{{- end }}
+{{- range $k, $v := $ann }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The exposed Service's type and load-balancer fields (spec lines before ports). */}}
+{{- define "tensorflow-serving.serviceExposure" -}}
+type: {{ .Values.service.type }}
+{{- with .Values.service.loadBalancerSourceRanges }}
+loadBalancerSourceRanges:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.service.loadBalancerClass }}
+loadBalancerClass: {{ . }}
+{{- end }}
+{{- with .Values.service.externalTrafficPolicy }}
+externalTrafficPolicy: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* The Service port list item for gRPC (argument: dict "root" . "nodePort" bool). */}}
+{{- define "tensorflow-serving.serviceGrpcPortItem" -}}
+- name: grpc
+  port: {{ include "tensorflow-serving.serviceGrpcPort" .root }}
+  targetPort: grpc
+  protocol: TCP
+  appProtocol: grpc
+  {{- if and .nodePort (ne .root.Values.service.type "ClusterIP") .root.Values.service.nodePorts.grpc }}
+  nodePort: {{ .root.Values.service.nodePorts.grpc }}
+  {{- end }}
+{{- end }}
+
+{{/* The route ingress-nginx reports for the REST Ingress backend (<namespace>-<service>-<port number>), as SLS logs it. */}}
+{{- define "tensorflow-serving.ingressRoute" -}}
+{{- printf "%s-%s-%s" .Release.Namespace (include "tensorflow-serving.fullname" .) (include "tensorflow-serving.serviceRestPort" .) }}
+{{- end }}
+
 {{/* "true" in multi-model mode (model.name empty: the models map, possibly empty, is served from model_config.pbtxt). */}}
 {{- define "tensorflow-serving.multiModel" -}}
 {{- if not .Values.model.name }}true{{ end }}
@@ -341,9 +398,19 @@ tcpSocket:
 {{- if $tol }}{{ toYaml $tol }}{{ end }}
 {{- end }}
 
-{{/* The pod affinity: affinity with the ECI virtual-node term merged (required for eci-only, preferred-not for burst). */}}
+{{/* The pod affinity: affinity with the ECI virtual-node term (required for eci-only, preferred-not for burst) and the podAntiAffinity term merged. */}}
 {{- define "tensorflow-serving.affinity" -}}
 {{- $aff := deepCopy (.Values.affinity | default dict) }}
+{{- with .Values.podAntiAffinity.mode }}
+{{- $paa := get $aff "podAntiAffinity" | default dict }}
+{{- $term := dict "topologyKey" $.Values.podAntiAffinity.topologyKey "labelSelector" (dict "matchLabels" (include "tensorflow-serving.selectorLabels" $ | fromYaml)) }}
+{{- if eq . "required" }}
+{{- $_ := set $paa "requiredDuringSchedulingIgnoredDuringExecution" (append (get $paa "requiredDuringSchedulingIgnoredDuringExecution" | default list) $term) }}
+{{- else }}
+{{- $_ := set $paa "preferredDuringSchedulingIgnoredDuringExecution" (append (get $paa "preferredDuringSchedulingIgnoredDuringExecution" | default list) (dict "weight" 100 "podAffinityTerm" $term)) }}
+{{- end }}
+{{- $_ := set $aff "podAntiAffinity" $paa }}
+{{- end }}
 {{- if include "tensorflow-serving.eciVirtualNode" . }}
 {{- $vn := .Values.eci.virtualNode }}
 {{- $na := get $aff "nodeAffinity" | default dict }}

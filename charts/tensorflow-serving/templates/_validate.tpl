@@ -65,6 +65,21 @@
 {{- if and (ne $v.service.type "LoadBalancer") (or $v.service.loadBalancerSourceRanges $v.service.loadBalancerClass) }}
 {{- $errors = append $errors (printf "service.loadBalancerSourceRanges/loadBalancerClass need service.type LoadBalancer (it is %s)" $v.service.type) }}
 {{- end }}
+{{- if and (eq $v.service.type "ClusterIP") (not $v.service.exposeRest) }}
+{{- $errors = append $errors "service.exposeRest false keeps REST off a NodePort or LoadBalancer, but service.type is ClusterIP" }}
+{{- end }}
+{{- $alb := $v.service.alibabaCloud }}
+{{- if and $alb.loadBalancerId (ne $v.service.type "LoadBalancer") }}
+{{- $errors = append $errors (printf "service.alibabaCloud.loadBalancerId needs service.type LoadBalancer (it is %s)" $v.service.type) }}
+{{- end }}
+{{- if and $alb.forceOverrideListeners (not $alb.loadBalancerId) }}
+{{- $errors = append $errors "service.alibabaCloud.forceOverrideListeners needs service.alibabaCloud.loadBalancerId (it only applies to a reused SLB)" }}
+{{- end }}
+{{- range $key := list "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id" "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-force-override-listeners" }}
+{{- if and $alb.loadBalancerId (hasKey ($v.service.annotations | default dict) $key) }}
+{{- $errors = append $errors (printf "service.annotations sets %s and service.alibabaCloud.loadBalancerId sets it too: keep service.alibabaCloud" $key) }}
+{{- end }}
+{{- end }}
 {{- if and (eq $v.service.type "ClusterIP") $v.service.externalTrafficPolicy }}
 {{- $errors = append $errors "service.externalTrafficPolicy needs service.type NodePort or LoadBalancer (it is ClusterIP)" }}
 {{- end }}
@@ -106,14 +121,25 @@
 {{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
 {{- $errors = append $errors (printf "autoscaling.minReplicas (%d) > autoscaling.maxReplicas (%d)" (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- end }}
-{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage $a.externalMetrics) }}
-{{- $errors = append $errors "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage or externalMetrics" }}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage $a.externalMetrics $a.slsIngressQps.enabled) }}
+{{- $errors = append $errors "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage, externalMetrics or slsIngressQps" }}
 {{- end }}
 {{- if and $a.targetCPUUtilizationPercentage (not (hasKey $requests "cpu")) }}
 {{- $errors = append $errors "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a share of requests)" }}
 {{- end }}
 {{- if and $a.targetMemoryUtilizationPercentage (not (hasKey $requests "memory")) }}
 {{- $errors = append $errors "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (utilization is a share of requests)" }}
+{{- end }}
+{{- end }}
+{{- if $a.slsIngressQps.enabled }}
+{{- if not $a.enabled }}
+{{- $errors = append $errors "autoscaling.slsIngressQps.enabled needs autoscaling.enabled (the HPA carries the metric)" }}
+{{- end }}
+{{- if not $v.ingress.enabled }}
+{{- $errors = append $errors "autoscaling.slsIngressQps.enabled needs ingress.enabled: its sls.ingress.route is the chart's Ingress backend" }}
+{{- end }}
+{{- if not $a.slsIngressQps.project }}
+{{- $errors = append $errors "autoscaling.slsIngressQps.project is empty: set the cluster's SLS project (k8s-log-<cluster id>)" }}
 {{- end }}
 {{- end }}
 {{- range $i, $m := $a.externalMetrics }}
@@ -151,12 +177,19 @@
 {{- if and $p.existingClaim $p.pv.enabled }}
 {{- $errors = append $errors "persistence.existingClaim and persistence.pv.enabled are both set: a created PV would not be bound to the existing claim" }}
 {{- end }}
-{{- if and (not $p.existingClaim) (not $p.pv.enabled) (not $p.storageClassName) (not $p.selector.matchLabels) }}
-{{- $errors = append $errors "persistence.selector.matchLabels is empty: with storageClassName \"\" the claim would bind any free PV (set the PV's labels, existingClaim or pv.enabled)" }}
+{{- if and (not $p.existingClaim) (not $p.pv.enabled) (not $p.storageClassName) (not $p.selector.matchLabels) (not $p.volumeName) }}
+{{- $errors = append $errors "persistence.selector.matchLabels is empty: with storageClassName \"\" the claim would bind any free PV (set the PV's labels, volumeName, existingClaim or pv.enabled)" }}
+{{- end }}
+{{- if and $p.existingClaim $p.volumeName }}
+{{- $errors = append $errors "persistence.volumeName and persistence.existingClaim are both set: the chart creates no claim to bind by name" }}
+{{- end }}
+{{- $pvName := $p.pv.name | default (printf "%s-models" (include "tensorflow-serving.fullname" $)) }}
+{{- if and $p.pv.enabled $p.volumeName (ne $p.volumeName $pvName) }}
+{{- $errors = append $errors (printf "persistence.volumeName (%s) names another PV than the one persistence.pv creates (%s)" $p.volumeName $pvName) }}
 {{- end }}
 {{- if $p.pv.enabled }}
-{{- if not $p.selector.matchLabels }}
-{{- $errors = append $errors "persistence.pv.enabled needs persistence.selector.matchLabels: they label the PV the claim binds" }}
+{{- if not (or $p.selector.matchLabels $p.volumeName) }}
+{{- $errors = append $errors "persistence.pv.enabled needs persistence.selector.matchLabels or persistence.volumeName: they tie the claim to the PV" }}
 {{- end }}
 {{- if and (eq $p.pv.type "nfs") (not $p.pv.nfs.server) }}
 {{- $errors = append $errors "persistence.pv.nfs.server is empty (persistence.pv.type is nfs)" }}

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from support.cluster_helpers import Cluster, pods, render, simulated_cloud_lb, wait_for
-from support.cluster_presets import create_prerequisites, delete_prerequisites, expected_node_type, is_hook
+from support.cluster_presets import (
+    create_prerequisites,
+    delete_prerequisites,
+    expected_node_type,
+    guide_volumes,
+    is_hook,
+)
 from tfsctl import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -62,7 +68,9 @@ def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
     # the local preset needs the process node; GPU/ECI presets need such nodes (kind has neither);
     # where pods really run (process node, kind) the PV is pinned to a node holding example models
     cluster.require_node_type(want)
-    pvs = create_prerequisites(cluster, namespace, docs)
+    # next to the guide's own objects: its PV as written (local source), which the claim must bind by itself
+    guide_pvs = guide_volumes(values.name)
+    pvs = create_prerequisites(cluster, namespace, docs, guide_pvs)
     try:
         with simulated_cloud_lb(cluster, namespace):
             cluster.helm(
@@ -85,6 +93,14 @@ def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
             ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
             assert ready, f"{values.name}: pod {pod.metadata.name} is not Ready"
         assert _node_types_of(cluster, namespace) == {want}, f"{values.name} should run on {want} nodes"
+        guide_names = {v["metadata"]["name"] for v in guide_pvs}
+        for claim in (d for d in docs if d["kind"] == "PersistentVolumeClaim" and guide_pvs):
+            got = cluster.kubectl(
+                "get", "pvc", claim["metadata"]["name"], "-n", namespace, "-o", "jsonpath={.spec.volumeName}"
+            ).stdout
+            assert any(got == n or got == f"{namespace}-{n}"[:63] for n in guide_names), (
+                f"{values.name}: claim bound {got!r}, not the guide's PV {sorted(guide_names)}"
+            )
         missing = [
             f"{d['kind']}/{d['metadata']['name']}"
             for d in docs

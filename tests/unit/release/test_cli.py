@@ -118,6 +118,18 @@ def test_validate_names_the_bad_field(repo_root: Path) -> None:
     assert "values replicaCount: -1 is less than the minimum of 0" in proc.stderr
 
 
+@pytest.mark.chart
+def test_validate_flags_an_hpa_route_the_ingress_cannot_produce_for_a_release(repo_root: Path) -> None:
+    preset = str(repo_root / "values" / "ack-eci-bert-oss.yaml")
+    route = "autoscaling.externalMetrics[0].selector.matchLabels.sls\\.ingress\\.route=default-bert-8501"
+    args = ["-f", preset, "--set", "autoscaling.externalMetrics[0].name=sls_ingress_qps"]
+    args += ["--set", route, "--set", "autoscaling.externalMetrics[0].targetAverageValue=10"]
+    proc = tfsctl("validate", *args, "--release", "bert-tfserving", "-n", "default")
+    assert proc.returncode == 7
+    assert "sls.ingress.route default-bert-8501 is not a route of the chart's Ingress" in proc.stderr
+    assert "default-bert-tfserving-tensorflow-serving-8501" in proc.stderr
+
+
 def test_validate_model_config_label_on_unserved_version(tmp_path: Path) -> None:
     path = tmp_path / "m.config"
     path.write_text(CONFIG.replace("value: 2", "value: 5"))

@@ -330,18 +330,22 @@ def history(model: str | None, output: str, **kw: Any) -> None:
 @click.option(
     "--model-config", type=click.Path(path_type=Path), default=None, help="A model config text file."
 )
+@click.option("--release", "-r", default="validate", show_default=True, help="Release name to render as.")
+@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace to render in.")
 @OUTPUT
 def validate(
     values_files: tuple[Path, ...],
     sets: tuple[str, ...],
     model_repo: Path | None,
     model_config: Path | None,
+    release: str,
+    namespace: str,
     output: str,
 ) -> None:
-    """Check values (schema + chart rules), a model repository layout and a model config file."""
+    """Check values (schema + chart rules + HPA routes), a model repository layout and a model config file."""
     from tfsctl.release import ops
 
-    report = ops.validate(list(values_files), list(sets), model_repo, model_config)
+    report = ops.validate(list(values_files), list(sets), model_repo, model_config, release, namespace)
     lines = [f"checked {c}" for c in report.checked] + [f"problem: {p}" for p in report.problems]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:

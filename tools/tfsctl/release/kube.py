@@ -115,6 +115,20 @@ class KubeAdapter:
         self._call(f"namespace {self.namespace}", self.core.create_namespace, body)
         return True
 
+    def persistent_volumes(self) -> list[dict[str, Any]]:
+        """The cluster's PersistentVolumes as plain manifest dicts (for ``tfsctl.release.binding``)."""
+        items = self._call("PersistentVolumes", self.core.list_persistent_volume).items
+        return [self.api.sanitize_for_serialization(v) for v in items]
+
+    def claim_names(self) -> set[str]:
+        """Names of the PersistentVolumeClaims in the namespace."""
+        items = self._call(
+            f"PersistentVolumeClaims in {self.namespace}",
+            self.core.list_namespaced_persistent_volume_claim,
+            self.namespace,
+        ).items
+        return {c.metadata.name for c in items if c.metadata}
+
     def config_text(self, full: str) -> str:
         cm = self._call(
             f"ConfigMap {self.namespace}/{full}-config",

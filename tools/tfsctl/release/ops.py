@@ -13,12 +13,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tfsctl import paths
-from tfsctl.errors import InvalidInput, NotFound, ToolkitError
+from tfsctl.errors import CheckFailed, InvalidInput, NotFound, ToolkitError
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
@@ -26,6 +26,9 @@ from tfsctl.release.replicas import FleetClient, Replica, parse_endpoints, state
 from tfsctl.release.scale import plan_scale
 from tfsctl.release.store import ConfigStore, EndpointStore
 from tfsctl.release.values import apply_set, merge_values, parse_values
+
+if TYPE_CHECKING:
+    from tfsctl.release.kube import KubeAdapter
 
 log = logging.getLogger(__name__)
 
@@ -265,12 +268,17 @@ def deploy(
     if not target.release:
         raise InvalidInput("--release is required")
     kubeconfig = target.kubeconfig or paths.kubeconfig()
+    from tfsctl.kubeclient import api_client
+    from tfsctl.release.kube import KubeAdapter, lease_name
+
+    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
 
     async def run() -> DeployResult:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
+        _require_bindable_claims(kube, await helm.template(rel, ns, values))
         if current is not None and current.status in (
             "pending-install",
             "pending-upgrade",
@@ -301,15 +309,26 @@ def deploy(
 
     if dry_run:
         return asyncio.run(run())
-    from tfsctl.kubeclient import api_client
-    from tfsctl.release.kube import KubeAdapter, lease_name
-
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
-    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
     if create_namespace:
         kube.ensure_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
         return asyncio.run(run())
+
+
+def _require_bindable_claims(kube: KubeAdapter, manifest: str) -> None:
+    """Refuse (one line) when a claim the release creates could bind none of the target cluster's PVs."""
+    from tfsctl.release.binding import check_claims
+
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    if not any(d.get("kind") == "PersistentVolumeClaim" for d in docs):
+        return
+    # a claim that exists already is bound or pending on its own: only new claims are checked
+    existing = kube.claim_names()
+    docs = [d for d in docs if d["kind"] != "PersistentVolumeClaim" or d["metadata"]["name"] not in existing]
+    for result in check_claims(docs, kube.persistent_volumes()):
+        if not result.ok:
+            raise CheckFailed(f"{result.reason}; nothing was installed")
 
 
 @dataclass
@@ -358,7 +377,12 @@ class ValidationReport:
 
 
 def validate(
-    values_files: list[Path], sets: list[str], model_repo: Path | None, model_config: Path | None
+    values_files: list[Path],
+    sets: list[str],
+    model_repo: Path | None,
+    model_config: Path | None,
+    release: str = "validate",
+    namespace: str = "default",
 ) -> ValidationReport:
     """Values (schema + chart rules via helm template), a model repository, a model config file."""
     report = ValidationReport()
@@ -371,7 +395,7 @@ def validate(
         else:
             report.problems += _schema_problems(values)
             if not report.problems:
-                report.problems += _template_problems(values)
+                report.problems += _template_problems(values, release, namespace)
     if model_config is not None:
         report.checked.append(f"model config: {model_config}")
         report.problems += _model_config_problems(model_config)
@@ -398,12 +422,16 @@ def _schema_problems(values: dict[str, Any]) -> list[str]:
     return out
 
 
-def _template_problems(values: dict[str, Any]) -> list[str]:
+def _template_problems(
+    values: dict[str, Any], release: str = "validate", namespace: str = "default"
+) -> list[str]:
     import subprocess
+
+    from tfsctl.release.routes import route_problems
 
     try:
         proc = subprocess.run(
-            [paths.tool_path("helm"), "template", "validate", str(paths.CHART_DIR), "--values", "-"],
+            [paths.tool_path("helm"), "template", release, str(paths.CHART_DIR), "-n", namespace, "-f", "-"],
             input=json.dumps(values),
             capture_output=True,
             text=True,
@@ -415,7 +443,7 @@ def _template_problems(values: dict[str, Any]) -> list[str]:
     except subprocess.TimeoutExpired:
         return ["helm template did not finish within 60s"]
     if proc.returncode == 0:
-        return []
+        return route_problems(yaml.safe_load_all(proc.stdout))
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     return [f"chart rules: {lines[-1] if lines else 'helm template failed'}"]
 
