@@ -477,3 +477,28 @@ tcpSocket:
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
 {{- end }}
+
+{{/* One ServiceMonitor endpoint / PodMonitor podMetricsEndpoint: the rest port at server.monitoring.path. Takes (dict "root" $ "monitor" .Values.metrics.<kind>). */}}
+{{- define "tensorflow-serving.scrapeEndpoint" -}}
+{{- $m := .monitor -}}
+port: rest
+path: {{ .root.Values.server.monitoring.path }}
+scheme: http
+{{- with $m.interval }}
+interval: {{ . }}
+{{- end }}
+{{- with $m.scrapeTimeout }}
+scrapeTimeout: {{ . }}
+{{- end }}
+{{- if $m.honorLabels }}
+honorLabels: true
+{{- end }}
+{{- with $m.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
