@@ -52,6 +52,12 @@
 {{- if and (get $v.metrics $kind).enabled (not $s.monitoring.enabled) }}
 {{- $errors = append $errors (printf "metrics.%s.enabled needs server.monitoring.enabled: true (TF Serving serves no Prometheus endpoint without it)" $kind) }}
 {{- end }}
+{{- $m := get $v.metrics $kind }}
+{{- if and $m.enabled $m.interval $m.scrapeTimeout }}
+{{- if gt (include "tensorflow-serving.durationMs" $m.scrapeTimeout | int64) (include "tensorflow-serving.durationMs" $m.interval | int64) }}
+{{- $errors = append $errors (printf "metrics.%s.scrapeTimeout (%s) is longer than metrics.%s.interval (%s): Prometheus rejects the scrape config" $kind $m.scrapeTimeout $kind $m.interval) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled }}
 {{- $errors = append $errors "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled would scrape the same pods twice: enable one" }}
