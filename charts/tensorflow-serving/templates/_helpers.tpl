@@ -477,3 +477,39 @@ tcpSocket:
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
 {{- end }}
+
+{{/* One ServiceMonitor endpoint / PodMonitor podMetricsEndpoint: the rest port at server.monitoring.path. Takes (dict "root" $ "monitor" .Values.metrics.<kind>). */}}
+{{- define "tensorflow-serving.scrapeEndpoint" -}}
+{{- $m := .monitor -}}
+port: rest
+path: {{ .root.Values.server.monitoring.path }}
+scheme: http
+{{- with $m.interval }}
+interval: {{ . }}
+{{- end }}
+{{- with $m.scrapeTimeout }}
+scrapeTimeout: {{ . }}
+{{- end }}
+{{- if $m.honorLabels }}
+honorLabels: true
+{{- end }}
+{{- with $m.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Milliseconds of a Prometheus duration such as 1m30s (the schema checks its form); "" gives 0. */}}
+{{- define "tensorflow-serving.durationMs" -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 "w" 604800000 "y" 31536000000 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|[smhdwy])" (toString .) -1 }}
+{{- $unit := regexFind "(ms|[smhdwy])$" . }}
+{{- $total = add $total (mul (int64 (trimSuffix $unit .)) (get $units $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}

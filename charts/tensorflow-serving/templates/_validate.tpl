@@ -47,6 +47,22 @@
 {{- $errors = append $errors (printf "modelConfig.mountPath (%s) must differ from persistence.mountPath: the ConfigMap volume would hide the models" $v.modelConfig.mountPath) }}
 {{- end }}
 
+{{- /* metrics */}}
+{{- range $kind := list "serviceMonitor" "podMonitor" }}
+{{- if and (get $v.metrics $kind).enabled (not $s.monitoring.enabled) }}
+{{- $errors = append $errors (printf "metrics.%s.enabled needs server.monitoring.enabled: true (TF Serving serves no Prometheus endpoint without it)" $kind) }}
+{{- end }}
+{{- $m := get $v.metrics $kind }}
+{{- if and $m.enabled $m.interval $m.scrapeTimeout }}
+{{- if gt (include "tensorflow-serving.durationMs" $m.scrapeTimeout | int64) (include "tensorflow-serving.durationMs" $m.interval | int64) }}
+{{- $errors = append $errors (printf "metrics.%s.scrapeTimeout (%s) is longer than metrics.%s.interval (%s): Prometheus rejects the scrape config" $kind $m.scrapeTimeout $kind $m.interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled }}
+{{- $errors = append $errors "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled would scrape the same pods twice: enable one" }}
+{{- end }}
+
 {{- /* ports */}}
 {{- if and $s.restEnabled (eq (int $s.grpcPort) (int $s.restPort)) }}
 {{- $errors = append $errors (printf "server.grpcPort and server.restPort are both %d: give each its own port" (int $s.grpcPort)) }}
