@@ -81,9 +81,23 @@ def test_status_lists_every_served_version_newest_first(client: ServingClient, t
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_status_of_one_version_and_of_a_label(client: ServingClient, transport: str) -> None:
+def test_status_of_one_version_and_status_by_label_ignores_the_label(
+    client: ServingClient, transport: str
+) -> None:
+    """GetModelStatusWithModelSpec reads only model_spec.version: by label, every version comes back."""
     assert [r.version for r in client.model_status("hp2", version=123, transport=transport)] == [123]  # type: ignore[arg-type]
-    assert [r.version for r in client.model_status("hp2", label="canary", transport=transport)] == [124]  # type: ignore[arg-type]
+    for label in ("stable", "canary", "no_such_label"):
+        rows = client.model_status("hp2", label=label, transport=transport)  # type: ignore[arg-type]
+        assert [r.version for r in rows] == [124, 123]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_metadata_by_label_answers_with_the_resolved_version(client: ServingClient, transport: str) -> None:
+    """GetModelMetadataImpl fills model_spec.version from the servable the label resolved to."""
+    assert client.label_version("hp2", "stable", transport=transport) == 123  # type: ignore[arg-type]
+    assert client.label_version("hp2", "canary", transport=transport) == 124  # type: ignore[arg-type]
+    data = client.metadata("hp2", label="stable", transport=transport)  # type: ignore[arg-type]
+    assert data["model_spec"] == {"name": "hp2", "version": "123", "signature_name": ""}
 
 
 def test_rest_status_json_has_tf_serving_layout(server: LocalServer) -> None:
@@ -186,7 +200,14 @@ def test_unknown_version_and_label_are_not_found(client: ServingClient, transpor
     ("method", "path", "body", "status", "message"),
     [
         ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
-        ("GET", "/v1/models/hp2/labels/nope", None, 400, "Unrecognized servable version label: nope"),
+        (
+            "GET",
+            "/v1/models/hp2/labels/nope/metadata",
+            None,
+            400,
+            "Unrecognized servable version label: nope",
+        ),
+        ("POST", "/v1/models/hp2/labels/nope:predict", {"instances": [1.0]}, 400, "Unrecognized servable"),
         ("POST", "/v1/models/hp2:predict", b"{not json", 400, "JSON Parse error"),
         ("POST", "/v1/models/hp2:predict", {"x": 1}, 400, "Missing 'inputs' or 'instances' key"),
         (
@@ -216,8 +237,12 @@ def test_rest_errors_have_tf_serving_status_codes_and_messages(
     assert message in got_body["error"]
 
 
-def test_labels_from_the_initial_config_resolve(client: ServingClient) -> None:
-    assert client.model_status("hp2", label="stable", transport="grpc")[0].version == 123
+def test_rest_status_by_label_lists_every_version(server: LocalServer) -> None:
+    """REST GET /v1/models/m/labels/l goes through the same GetModelStatus (ProcessModelStatusRequest)."""
+    for label in ("stable", "nope"):
+        status, body = _rest(server, "GET", f"/v1/models/hp2/labels/{label}")
+        assert status == 200
+        assert [row["version"] for row in body["model_version_status"]] == ["124", "123"]
 
 
 # --------------------------------------------------------------------------- concurrency and metrics
@@ -299,15 +324,38 @@ def test_cli_unknown_model_exits_not_found_with_message(server: LocalServer) -> 
 
 
 # --------------------------------------------------------------------------- reload (changes config: last)
-def test_reload_rejects_moving_a_label_to_a_version_that_is_not_loaded(
+def test_reload_checks_labels_against_what_is_loaded_before_the_config_applies(
     client: ServingClient, model_root: Path
 ) -> None:
+    """ServerCore::ReloadConfig: UpdateModelVersionLabelMap runs before the new policy applies, so a
+    label may move to a version the same reload retires; the label then names an unloaded version."""
     config = _config(model_root)
     hp2 = config.models["hp2"]
-    moved = config.with_model(hp2.with_policy(VersionPolicy.specific(123)).with_labels({"stable": 124}))
-    with pytest.raises(VersionNotAvailable, match="Request to assign label to version 124 of model hp2"):
-        client.reload_config(moved)
-    # The label map is unchanged: stable still answers from 123.
+    client.reload_config(
+        config.with_model(hp2.with_policy(VersionPolicy.specific(123)).with_labels({"stable": 124}))
+    )
+    eventually(lambda: client.model_status("hp2", version=124)[0].state == "END", what="hp2 124 unloaded")
+    with pytest.raises(ModelNotFound, match=r"Servable not found for request: Specific\(hp2, 124\)"):
+        client.predict("hp2", [1.0], label="stable", transport="grpc")
+
+
+def test_reload_that_loads_a_version_and_moves_a_label_to_it_fails_as_a_whole(
+    client: ServingClient, model_root: Path
+) -> None:
+    """UpdateModelVersionLabelMap before AddModelsViaModelConfigList: moving an existing label to a
+    version the same reload would load is FAILED_PRECONDITION (even with the allow flag), and the
+    version is not loaded."""
+    config = _config(model_root)
+    hp2 = config.models["hp2"].with_policy(VersionPolicy.specific(123))
+    client.reload_config(config.with_model(hp2.with_labels({"stable": 123})))
+    assert client.label_version("hp2", "stable") == 123
+    both = hp2.with_policy(VersionPolicy.specific(123, 124)).with_labels({"stable": 124})
+    with pytest.raises(
+        VersionNotAvailable,
+        match="Request to assign label to version 124 of model hp2, which is not currently available",
+    ):
+        client.reload_config(config.with_model(both))
+    assert client.model_status("hp2", version=124)[0].state == "END"
     assert client.predict("hp2", [1.0], label="stable", transport="grpc")["model_spec"]["version"] == "123"
 
 

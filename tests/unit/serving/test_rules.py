@@ -28,6 +28,17 @@ def test_allow_flag_lets_only_new_labels_point_at_unavailable_versions() -> None
         check_labels("m", {"stable": 2}, {"stable": 1}, {1: "AVAILABLE"}, allow_unavailable=True)
 
 
+def test_allow_flag_keeps_a_label_that_already_points_at_a_version_no_longer_available() -> None:
+    """UpdateModelVersionLabelMap: an unchanged label passes with the flag even if its version left."""
+    check_labels("m", {"stable": 2}, {"stable": 2}, {1: "AVAILABLE"}, allow_unavailable=True)
+
+
+def test_without_the_flag_every_label_of_a_reload_needs_an_available_version() -> None:
+    """Labels are re-checked on every reload, unchanged ones too (the label map is rebuilt)."""
+    with pytest.raises(ServingError, match="version 2 of model m"):
+        check_labels("m", {"stable": 2}, {"stable": 2}, {1: "AVAILABLE"}, allow_unavailable=False)
+
+
 def test_invalid_label_name_is_invalid_argument() -> None:
     with pytest.raises(ServingError) as err:
         check_labels("m", {"bad-name": 1}, {}, {1: "AVAILABLE"}, allow_unavailable=True)

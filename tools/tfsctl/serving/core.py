@@ -4,7 +4,8 @@ Mirrors TF Serving's ServerCore + AspiredVersionsManager closely enough for a
 drop-in: the version policy picks *aspired* versions among the integer directories
 of each base path; new versions load before old ones unload (availability
 preserving); every version moves START -> LOADING -> AVAILABLE -> UNLOADING -> END
-(END with an error when loading failed); labels follow ``rules.check_labels``.
+(END with an error when loading failed); labels follow ``rules.check_labels`` and are
+assigned before the models of a config change, as ``ServerCore::ReloadConfig`` does.
 Loading is delegated to a ``loader`` callable given in the constructor, so this
 module does not import TensorFlow.
 """
@@ -82,10 +83,11 @@ class ServerCore:
                     "INVALID_ARGUMENT", f"Model platform {model.platform} not found for model {model.name}"
                 )
         with self._lock:
-            if initial:
-                # TF Serving assigns labels before anything has loaded at start-up: only new
-                # labels with --allow_version_labels_for_unavailable_models can pass here.
-                self._set_labels(config)
+            # ServerCore::ReloadConfig assigns labels (UpdateModelVersionLabelMap) before it adds
+            # or updates models (AddModelsViaModelConfigList), on the first config and on every
+            # reload: a label is checked against what is loaded *now*, and a rejected label fails
+            # the whole reload before any model changes.
+            self._set_labels(config)
             added = [n for n in config.models if n not in self._models]
             for name in list(self._models):
                 if name not in config.models:
@@ -102,9 +104,8 @@ class ServerCore:
             self._config = config
         self.poll_filesystem()
         if not initial:
+            # WaitUntilModelsAvailable: only models new to the config are waited for.
             self.wait_until_settled(added, wait_seconds)
-            with self._lock:
-                self._set_labels(config)
 
     def _set_labels(self, config: ServerConfig) -> None:
         for name, model in config.models.items():
@@ -252,10 +253,12 @@ class ServerCore:
             raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
         return version
 
-    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[VersionEntry]:
-        """GetModelStatus: the version rows, newest first (TF Serving's order)."""
-        if label:
-            version = self.version_for_label(model, label)
+    def status(self, model: str, version: int | None = None) -> list[VersionEntry]:
+        """GetModelStatus: one version's row, or every version newest first (TF Serving's order).
+
+        There is no label parameter: ``GetModelStatusImpl::GetModelStatusWithModelSpec`` only
+        looks at ``model_spec.version``, so a request by label gets every version.
+        """
         with self._lock:
             entry = self._models.get(model)
             versions = entry.versions if entry is not None else self._retired.get(model, {})

@@ -32,6 +32,8 @@ class ServeOptions:
     batching_parameters_file: str = ""
     enable_batching: bool = False
     grpc_channel_arguments: str = ""
+    grpc_socket_path: str = ""
+    enable_serialization_as_tensor_content: bool = False
     ssl_config_file: str = ""
     saved_model_tags: str = "serve"
     enable_model_warmup: bool = True
@@ -74,18 +76,23 @@ _HARMLESS: dict[str, type] = {
     "skip_initialize_tpu": bool,
     "mixed_precision": str,
     "enable_grpc_healthcheck_service": bool,
-    "allow_version_labels": bool,
-    "response_tensor_serialization_option": str,
+    "num_request_iterations_for_warmup": int,
+    "num_tflite_interpreters_per_pool": int,
+    "num_tflite_pools": int,
+    "xla_gpu_compilation_enabled": bool,
 }
-# Accepted only at their default (the feature is not implemented here).
+# Accepted only at their default (the feature is not implemented here). With the
+# options above this is every flag of tensorflow_serving/model_servers/main.cc
+# (plus use_tflite_model, renamed prefer_tflite_model in later releases); any
+# other flag is refused as unknown, as tensorflow::Flags::Parse does.
 _UNSUPPORTED: dict[str, tuple[type, Any, str]] = {
     "platform_config_file": (str, "", "custom platform configs; use --model_config_file"),
-    "grpc_socket_path": (str, "", "UNIX-socket gRPC"),
     "prefer_tflite_model": (bool, False, "TFLite models"),
     "use_tflite_model": (bool, False, "TFLite models"),
     "use_alts_credentials": (bool, False, "ALTS credentials"),
     "thread_pool_factory_config_file": (str, "", "custom thread pools"),
-    "tensorflow_use_tfrt": (bool, False, "the TFRT runtime"),
+    "tensorflow_session_config_file": (str, "", "a custom SessionConfig file"),
+    "enable_per_model_batching_parameters": (bool, False, "per-model batching_params.pbtxt files"),
 }
 
 _TRUE = {"true", "1", "yes"}
@@ -158,9 +165,10 @@ def _validate(options: ServeOptions) -> None:
         value = getattr(options, flag)
         if not 0 <= value <= 65535:
             raise InvalidInput(f"--{flag}: {value} is not a TCP port")
-    if options.port == 0:
-        raise InvalidInput("--port: the gRPC port must be set (non-zero)")
-    if options.port == options.rest_api_port:
+    if options.port == 0 and not options.grpc_socket_path:
+        # Server::BuildAndStart's rule.
+        raise InvalidInput("--port: at least one of --port or --grpc_socket_path must be set")
+    if options.port and options.port == options.rest_api_port:
         raise InvalidInput(f"--port and --rest_api_port are both {options.port}: they must differ")
     if options.model_config_file and options.model_base_path:
         raise InvalidInput("--model_config_file and --model_base_path are mutually exclusive")

@@ -83,17 +83,18 @@ def check_labels(
 ) -> None:
     """TF Serving's label rule; raises ``ServingError`` FAILED_PRECONDITION/INVALID_ARGUMENT.
 
-    A label may only point at an AVAILABLE version. With
-    ``--allow_version_labels_for_unavailable_models`` a label that is *new* for the
-    model may point at any version; moving an existing label still needs the target
-    AVAILABLE, so a version swap never leaves a label pointing at nothing.
+    ``ServerCore::UpdateModelVersionLabelMap``: every label of the new config must point at
+    a version that is AVAILABLE now (labels are assigned before the config's models load).
+    With ``--allow_version_labels_for_unavailable_models`` a label may point at any version
+    when it is new for the model or already points at that version; moving an existing
+    label to a version that is not AVAILABLE still fails the whole reload.
     """
     for label, version in sorted(new_labels.items()):
         try:
             validate_label_name(label)
         except InvalidInput as exc:
             raise ServingError("INVALID_ARGUMENT", f"model {model}: {exc}") from exc
-        if allow_unavailable and label not in old_labels:
+        if allow_unavailable and old_labels.get(label, version) == version:
             continue
         if states.get(version) != "AVAILABLE":
             raise ServingError(

@@ -53,10 +53,13 @@ _STATUS_RE = re.compile(
 class Service:
     """Transport-independent request handling over a ``ServerCore``."""
 
-    def __init__(self, core: ServerCore, metrics: Metrics, timeout_ms: int = 0) -> None:
+    def __init__(
+        self, core: ServerCore, metrics: Metrics, timeout_ms: int = 0, tensor_content: bool = False
+    ) -> None:
         self.core = core
         self.metrics = metrics
         self.timeout_ms = timeout_ms
+        self.tensor_content = tensor_content
 
     def timed(self, model: str, api: str, entrypoint: str, call: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -111,6 +114,10 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
             return None, spec.version_label
         return None, None
 
+    # predict_util.cc: kAsProtoField (float_val, int64_val...) unless
+    # --enable_serialization_as_tensor_content selects kAsProtoContent.
+    typed_fields = not service.tensor_content
+
     class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request: Any, context: Any) -> Any:
             version, label = spec_of(request.model_spec)
@@ -130,7 +137,7 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
                 response.model_spec.version.value = servable.version
                 response.model_spec.signature_name = signature
                 for k, v in outputs.items():
-                    response.outputs[k].CopyFrom(tensors.to_tensor_proto(v))
+                    response.outputs[k].CopyFrom(tensors.to_tensor_proto(v, as_proto_field=typed_fields))
                 return response
 
             try:
@@ -202,9 +209,10 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
 
     class Models(model_service_pb2_grpc.ModelServiceServicer):
         def GetModelStatus(self, request: Any, context: Any) -> Any:
-            version, label = spec_of(request.model_spec)
+            version, _label = spec_of(request.model_spec)
             try:
-                rows = service.core.status(request.model_spec.name, version, label)
+                # GetModelStatusWithModelSpec ignores version_label: a label gets every version.
+                rows = service.core.status(request.model_spec.name, version)
             except ServingError as exc:
                 abort(context, exc)
             response = get_model_status_pb2.GetModelStatusResponse()
@@ -248,12 +256,17 @@ def start_grpc(service: Service, port: int, options: ServeOptions, tls: SSLConfi
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     address = f"0.0.0.0:{port}"
-    if tls is None:
-        bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, server_credentials(tls))
-    if bound == 0:
-        raise ToolkitError(f"--port: cannot bind gRPC port {port}")
+    addresses = [(address, "--port", f"gRPC port {port}")] if port else []
+    if options.grpc_socket_path:  # Server::BuildAndStart: "unix:" + path, same credentials
+        socket_path = resolve_path(options.grpc_socket_path)
+        addresses.append((f"unix:{socket_path}", "--grpc_socket_path", f"UNIX socket {socket_path}"))
+    for where, flag, what in addresses:
+        if tls is None:
+            bound = server.add_insecure_port(where)
+        else:
+            bound = server.add_secure_port(where, server_credentials(tls))
+        if bound == 0:
+            raise ToolkitError(f"{flag}: cannot bind {what}")
     server.start()
     return server
 
@@ -385,7 +398,7 @@ class RestHandler(BaseHTTPRequestHandler):
                         lambda: service.metadata_proto(model, version, label),
                     )
                 )
-            rows = service.core.status(model, version, label)
+            rows = service.core.status(model, version)  # /labels/<l>: every version, as gRPC
             doc = {
                 "model_version_status": [
                     {
@@ -663,9 +676,14 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
         return 0
 
     metrics = Metrics(extra=batcher.stats.render if batcher is not None else None)
-    service = Service(core, metrics, options.rest_api_timeout_in_ms)
+    service = Service(
+        core, metrics, options.rest_api_timeout_in_ms, options.enable_serialization_as_tensor_content
+    )
     grpc_server = start_grpc(service, options.port, options, tls)
-    log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+    if options.port:
+        log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+    if options.grpc_socket_path:
+        log.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
     if tls is not None:
         log.info(
             "gRPC uses TLS from --ssl_config_file (client certificates %s); REST stays plain HTTP "
@@ -736,12 +754,16 @@ def _config_poll(options: ServeOptions, core: ServerCore) -> Callable[[], None]:
     last_error: list[str] = [""]
 
     def poll() -> None:
+        # Server::PollFilesystemAndReloadConfig's two log lines: the file, then the reload.
         try:
             config = _read_config(options)
             core.apply_config(config)
         except (ServingError, ToolkitError) as exc:
             if str(exc) != last_error[0]:
-                log.error("Failed to reload model config %s: %s", options.model_config_file, exc)
+                if isinstance(exc, ServingError):
+                    log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc.message)
+                else:
+                    log.error("Failed to read ModelServerConfig file: %s", exc)
             last_error[0] = str(exc)
             return
         if last_error[0]:
