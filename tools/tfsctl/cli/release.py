@@ -158,7 +158,8 @@ def _promotion_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--allow-unavailable",
         is_flag=True,
-        help="Move the label in the same revision that loads the version (server must allow it).",
+        help="A new label only: assign it in the revision that loads its version (servers run with "
+        "--allow_version_labels_for_unavailable_models); refused for an existing label.",
     )(fn)
     fn = click.option("--keep-previous", is_flag=True, help="Keep the previous version loaded.")(fn)
     fn = click.option(
