@@ -274,7 +274,8 @@ def rollback(
 @_k8s
 @OUTPUT
 def status(output: str, **kw: Any) -> None:
-    """Per replica: ready, node, each model's versions and labels; flags disagreeing replicas."""
+    """Per replica: ready, node, each model's versions and the version each label resolves to there
+    (GetModelMetadata by label; ? when it resolves to nothing loaded); flags disagreeing replicas."""
     from tfsctl.release import ops
 
     report = ops.status(_target(kw))
@@ -290,7 +291,7 @@ def status(output: str, **kw: Any) -> None:
             f"{m} v["
             + ",".join(f"{v}:{s[:5]}" for v, s in o["versions"].items())
             + "] "
-            + ",".join(f"{k}->{v}" for k, v in o["labels"].items())
+            + ",".join(f"{k}->{'?' if v is None else v}" for k, v in o["labels"].items())
             for m, o in r["models"].items()
         ) or (r["error"] or "")
         flag = "  !! " + "; ".join(r["disagrees"]) if r["disagrees"] else ""
