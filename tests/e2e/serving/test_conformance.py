@@ -155,8 +155,12 @@ def test_classify_and_regress_on_half_plus_two(client: ServingClient, transport:
 
 
 def test_classify_with_a_predict_signature_is_rejected(client: ServingClient) -> None:
-    with pytest.raises(InvalidInput, match="Expected classification signature method_name"):
+    """classifier.cc: without --enable_signature_method_name_check (the default) the signature's
+    shape decides: serving_default has no 'inputs' tensor."""
+    with pytest.raises(InvalidInput, match="No classification inputs found in SignatureDef"):
         client.classify("hp2", [{"x": 1.0}], transport="grpc")
+    with pytest.raises(InvalidInput, match="No signature was found with the name: nope"):
+        client.regress("hp2", [{"x": 1.0}], signature="nope", transport="grpc")
 
 
 # --------------------------------------------------------------------------- metadata

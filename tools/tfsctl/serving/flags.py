@@ -34,6 +34,7 @@ class ServeOptions:
     grpc_channel_arguments: str = ""
     grpc_socket_path: str = ""
     enable_serialization_as_tensor_content: bool = False
+    enable_signature_method_name_check: bool = False
     ssl_config_file: str = ""
     saved_model_tags: str = "serve"
     enable_model_warmup: bool = True
@@ -68,7 +69,6 @@ _HARMLESS: dict[str, type] = {
     "num_load_threads": int,
     "num_unload_threads": int,
     "per_process_gpu_memory_fraction": float,
-    "enable_signature_method_name_check": bool,
     "xla_cpu_compilation_enabled": bool,
     "enable_profiler": bool,
     "remove_unused_fields_from_bundle_metagraph": bool,

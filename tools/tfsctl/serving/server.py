@@ -95,12 +95,15 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
     from tfsctl.serving.protos import (
         classification_pb2,
         get_model_status_pb2,
+        inference_pb2,
         model_management_pb2,
         model_service_pb2_grpc,
         predict_pb2,
         prediction_service_pb2_grpc,
         regression_pb2,
     )
+    from tfsctl.serving.servable import CLASSIFY as CLASSIFY_METHOD
+    from tfsctl.serving.servable import REGRESS as REGRESS_METHOD
     from tfsctl.serving.servable import examples_of
 
     def abort(context: Any, exc: ServingError) -> None:
@@ -204,6 +207,60 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
 
             try:
                 return service.timed(request.model_spec.name, "regress", "GRPC", call)
+            except ServingError as exc:
+                abort(context, exc)
+
+        def MultiInference(self, request: Any, context: Any) -> Any:
+            """multi_inference.cc: classify/regress tasks on one model, one pass over the input."""
+            first = request.tasks[0].model_spec if request.tasks else None
+            name = first.name if first is not None else ""
+
+            def call() -> Any:
+                if first is None:
+                    raise ServingError(
+                        "INVALID_ARGUMENT", "MultiInferenceRequest must specify at least one task"
+                    )
+                version, label = spec_of(first)
+                seen: set[str] = set()
+                for task in request.tasks:
+                    if not task.model_spec.name:
+                        raise ServingError("INVALID_ARGUMENT", "Found ModelSpec with an empty model name.")
+                    if task.model_spec.name != name:
+                        raise ServingError(
+                            "INVALID_ARGUMENT",
+                            "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+                        )
+                    signature = task.model_spec.signature_name or "serving_default"
+                    if signature in seen:
+                        raise ServingError(
+                            "INVALID_ARGUMENT", f"Duplicate evaluation of signature: {signature}"
+                        )
+                    seen.add(signature)
+                    if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+                        raise ServingError(
+                            "UNIMPLEMENTED", f"Unsupported signature method_name: {task.method_name}"
+                        )
+                servable = service.core.servable(name, version, label)
+                examples, ctx = examples_of(request.input)
+                response = inference_pb2.MultiInferenceResponse()
+                for task in request.tasks:
+                    result = response.results.add()
+                    result.model_spec.name = name
+                    result.model_spec.version.value = servable.version
+                    result.model_spec.signature_name = task.model_spec.signature_name or "serving_default"
+                    if task.method_name == CLASSIFY_METHOD:
+                        for row in servable.classify(task.model_spec.signature_name, examples, ctx):
+                            out = result.classification_result.classifications.add()
+                            for cls_label, score in row:
+                                item = out.classes.add()
+                                item.label, item.score = cls_label, score
+                    else:
+                        for value in servable.regress(task.model_spec.signature_name, examples, ctx):
+                            result.regression_result.regressions.add().value = value
+                return response
+
+            try:
+                return service.timed(name, "multi_inference", "GRPC", call)
             except ServingError as exc:
                 abort(context, exc)
 
@@ -603,6 +660,7 @@ def _make_loader(
             options.tensorflow_intra_op_parallelism,
             options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism,
             batcher,
+            options.enable_signature_method_name_check,
         )
         if options.enable_model_warmup:
             try:
