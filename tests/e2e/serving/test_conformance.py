@@ -174,9 +174,13 @@ def test_metadata_lists_signatures_with_dtypes(client: ServingClient, transport:
     assert sigs["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 
-def test_tf2_metadata_hides_the_init_op_pseudo_signature(client: ServingClient) -> None:
+def test_tf2_metadata_lists_the_init_op_pseudo_signature(client: ServingClient) -> None:
+    """TF Serving lists every SignatureDef; its TF2 metadata testdata has __saved_model_init_op."""
     sigs = client.metadata("tf2")["metadata"]["signature_def"]["signature_def"]
-    assert "serving_default" in sigs and "__saved_model_init_op" not in sigs
+    assert "serving_default" in sigs
+    init = sigs["__saved_model_init_op"]
+    assert init["method_name"] == "" and init["inputs"] == {}
+    assert init["outputs"]["__saved_model_init_op"]["name"] == "NoOp"
 
 
 # --------------------------------------------------------------------------- errors

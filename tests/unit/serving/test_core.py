@@ -173,3 +173,58 @@ def test_a_failed_reload_leaves_models_and_labels_as_they_were(core: ServerCore,
         core.apply_config(bad)
     assert set(core.config.models) == {"m"}
     assert _available(core) == {1: "AVAILABLE"}
+
+
+class _NeedsSavedModel:
+    """Fails like TensorFlow's loader while a version directory has no saved_model.pb yet."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[int, int] = {}
+        self.tried = threading.Event()
+
+    def __call__(self, name: str, version: int, path: str) -> _Servable:
+        self.attempts[version] = self.attempts.get(version, 0) + 1
+        if not (Path(path) / "saved_model.pb").exists():
+            self.tried.set()
+            raise ServingError("NOT_FOUND", f"SavedModel file does not exist at: {path}")
+        return _Servable(version)
+
+
+def test_a_half_copied_version_directory_is_a_version_whose_load_is_retried(tmp_path: Path) -> None:
+    """FileSystemStoragePathSource finds versions by directory name alone; LoaderHarness retries a
+    failed load --max_num_load_retries times, --load_retry_interval_micros apart."""
+    base = _repo(tmp_path, 1)
+    (base / "2" / "variables").mkdir(parents=True)  # copy under way: no saved_model.pb yet
+    loader = _NeedsSavedModel()
+    core = ServerCore(loader, load_retries=50, load_retry_interval=0.05)
+    try:
+        config = ServerConfig({"m": ModelConfig("m", str(base), policy=VersionPolicy.all())})
+        core.apply_config(config, initial=True)
+        assert loader.tried.wait(timeout=10)
+        assert _available(core).get(2) == "LOADING"
+        (base / "2" / "saved_model.pb").write_bytes(b"")  # the copy completes while it retries
+        core.wait_until_settled(timeout=10)
+        assert _available(core) == {2: "AVAILABLE", 1: "AVAILABLE"}
+        assert loader.attempts[2] >= 2
+    finally:
+        core.close()
+
+
+def test_without_retries_a_half_copied_version_ends_in_error_and_is_not_reloaded(tmp_path: Path) -> None:
+    base = _repo(tmp_path, 1)
+    (base / "2").mkdir()
+    core = ServerCore(_NeedsSavedModel(), load_retries=0)
+    try:
+        core.apply_config(
+            ServerConfig({"m": ModelConfig("m", str(base), policy=VersionPolicy.all())}), initial=True
+        )
+        core.wait_until_settled(timeout=10)
+        (row,) = [r for r in core.status("m") if r.version == 2]
+        assert (row.state, row.error_code) == ("END", "NOT_FOUND")
+        assert "SavedModel file does not exist" in row.error_message
+        (base / "2" / "saved_model.pb").write_bytes(b"")
+        core.poll_filesystem()
+        core.wait_until_settled(timeout=10)
+        assert [r.state for r in core.status("m") if r.version == 2] == ["END"]
+    finally:
+        core.close()

@@ -65,7 +65,7 @@ def test_every_documented_flag_is_accepted() -> None:
     assert options.model_config_file_poll_wait_seconds == 2
     assert options.enable_batching is True
     assert options.channel_arguments() == [("grpc.max_connection_age_ms", 1000), ("grpc.lb_policy_name", "x")]
-    assert "max_num_load_retries" in options.ignored
+    assert options.max_num_load_retries == 3  # LoaderHarness retries: honoured, not ignored
 
 
 def test_unknown_flag_is_rejected_by_name() -> None:

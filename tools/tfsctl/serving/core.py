@@ -56,8 +56,13 @@ class ServerCore:
         allow_labels_for_unavailable: bool = False,
         fs_root: str | None = None,
         load_threads: int = 1,
+        load_retries: int = 5,
+        load_retry_interval: float = 60.0,
     ) -> None:
         self._loader = loader
+        # --max_num_load_retries / --load_retry_interval_micros (LoaderHarness::LoadWithRetries).
+        self._load_retries = max(0, load_retries)
+        self._load_retry_interval = max(0.0, load_retry_interval)
         self._allow_unavailable = allow_labels_for_unavailable
         self._fs_root = fs_root
         self._lock = threading.RLock()
@@ -145,13 +150,9 @@ class ServerCore:
                 log.warning("No versions of servable %s found under base path %s: %s", name, base, exc)
                 entry.warned_missing = True
             return []
-        ready = []
-        for version in version_dirs(names):
-            vdir = os.path.join(base, names_for(names, version))
-            if os.path.exists(os.path.join(vdir, "saved_model.pb")) or os.path.exists(
-                os.path.join(vdir, "saved_model.pbtxt")
-            ):
-                ready.append(version)
+        # FileSystemStoragePathSource: a version is any child whose name parses as a number, whatever
+        # it holds; a half-copied directory is a version too (its load fails and is retried).
+        ready = version_dirs(names)
         if not ready and not entry.warned_missing:
             log.warning("No versions of servable %s found under base path %s", name, base)
             entry.warned_missing = True
@@ -176,15 +177,30 @@ class ServerCore:
 
     def _load(self, name: str, entry: ModelEntry, ventry: VersionEntry, path: str) -> None:
         log.info("Loading servable: {name: %s version: %s} from %s", name, ventry.version, path)
-        try:
-            servable = self._loader(name, ventry.version, path)
-        except ServingError as exc:
-            self._fail(name, entry, ventry, exc.code, exc.message)
-            return
-        except Exception as exc:  # a loader bug must not kill the loading thread
-            log.exception("loading %s version %s", name, ventry.version)
-            self._fail(name, entry, ventry, "UNKNOWN", str(exc))
-            return
+        attempt = 0
+        while True:
+            try:
+                servable = self._loader(name, ventry.version, path)
+                break
+            except ServingError as exc:
+                code, message = exc.code, exc.message
+            except Exception as exc:  # a loader bug must not kill the loading thread
+                log.exception("loading %s version %s", name, ventry.version)
+                code, message = "UNKNOWN", str(exc)
+            if attempt >= self._load_retries or not self._still_loading(name, entry, ventry):
+                self._fail(name, entry, ventry, code, message)
+                return
+            attempt += 1
+            log.warning(
+                "Retrying load on servable version {name: %s version: %s} (retry %d of %d): %s",
+                name,
+                ventry.version,
+                attempt,
+                self._load_retries,
+                message,
+            )
+            with self._lock:
+                self._changed.wait_for(lambda: self._closed, timeout=self._load_retry_interval)
         with self._lock:
             if self._closed or self._models.get(name) is not entry or ventry.state != "LOADING":
                 servable.close()
@@ -194,6 +210,10 @@ class ServerCore:
             log.info("Successfully loaded servable version {name: %s version: %s}", name, ventry.version)
             self._changed.notify_all()
         self.poll_filesystem()  # unload versions the new one replaces
+
+    def _still_loading(self, name: str, entry: ModelEntry, ventry: VersionEntry) -> bool:
+        with self._lock:
+            return not self._closed and self._models.get(name) is entry and ventry.state == "LOADING"
 
     def _fail(self, name: str, entry: ModelEntry, ventry: VersionEntry, code: str, message: str) -> None:
         log.error("%s", message)

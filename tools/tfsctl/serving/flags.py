@@ -35,6 +35,8 @@ class ServeOptions:
     grpc_socket_path: str = ""
     enable_serialization_as_tensor_content: bool = False
     enable_signature_method_name_check: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     ssl_config_file: str = ""
     saved_model_tags: str = "serve"
     enable_model_warmup: bool = True
@@ -63,8 +65,6 @@ _TYPES: dict[str, type] = {
 }
 # Accepted, no effect here (runtime tuning of the C++ server).
 _HARMLESS: dict[str, type] = {
-    "max_num_load_retries": int,
-    "load_retry_interval_micros": int,
     "flush_filesystem_caches": bool,
     "num_load_threads": int,
     "num_unload_threads": int,

@@ -90,10 +90,10 @@ class Servable:
             raise ServingError(
                 _tf_code(exc), f"Loading servable: {{name: {name} version: {version}}} failed: {_msg(exc)}"
             ) from exc
-        # TF2 SavedModels carry their init op as a pseudo-signature; TF Serving hides it.
-        self.signatures: dict[str, Any] = {
-            k: v for k, v in meta_graph.signature_def.items() if k != "__saved_model_init_op"
-        }
+        # Every SignatureDef of the meta graph, TF2's "__saved_model_init_op" pseudo-signature too:
+        # TF Serving lists it in metadata (servables/tensorflow/testdata/
+        # saved_model_half_plus_two_tf2_2_versions_metadata.json has it).
+        self.signatures: dict[str, Any] = dict(meta_graph.signature_def.items())
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...], int], Any] = {}
         self._callables_lock = threading.Lock()
 

@@ -709,7 +709,12 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
     batcher = BatchScheduler(batching) if batching is not None else None
     if batching is not None:
         log.info("Batching: %s", batching)
-    core = ServerCore(_make_loader(options, batcher), options.allow_version_labels_for_unavailable_models)
+    core = ServerCore(
+        _make_loader(options, batcher),
+        options.allow_version_labels_for_unavailable_models,
+        load_retries=options.max_num_load_retries,
+        load_retry_interval=options.load_retry_interval_micros / 1e6,
+    )
 
     def close_core() -> None:
         core.close()
