@@ -176,7 +176,7 @@ def test_metadata_lists_signatures_with_dtypes(client: ServingClient, transport:
 
 def test_tf2_metadata_lists_the_init_op_pseudo_signature(client: ServingClient) -> None:
     """TF Serving lists every SignatureDef; its TF2 metadata testdata has __saved_model_init_op."""
-    sigs = client.metadata("tf2")["metadata"]["signature_def"]["signature_def"]
+    sigs = client.metadata("tf2", transport="rest")["metadata"]["signature_def"]["signature_def"]
     assert "serving_default" in sigs
     init = sigs["__saved_model_init_op"]
     assert init["method_name"] == "" and init["inputs"] == {}
