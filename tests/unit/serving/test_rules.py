@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from tfsctl.serving.rules import HTTP_STATUS, ServingError, check_labels, input_mismatch_message, version_dirs
+from tfsctl.serving.rules import (
+    HTTP_STATUS,
+    ServingError,
+    check_labels,
+    input_mismatch_message,
+    unsupported_base_path,
+    version_dirs,
+)
 
 
 def test_version_dirs_are_integer_names_sorted() -> None:
@@ -58,3 +65,10 @@ def test_input_mismatch_message_names_extra_and_missing() -> None:
         "input size does not match signature: 2!=2 len({x,z}) != len({x,y}). "
         "Sent extra: {z}. Missing but required: {y}."
     )
+
+
+def test_s3_base_paths_are_unreadable_with_tf_servings_message() -> None:
+    """FileSystemStoragePathSource on 2.7+: "File system scheme 's3' not implemented"."""
+    message = unsupported_base_path("s3://b/m")
+    assert message is not None and "File system scheme 's3' not implemented (file: 's3://b/m')" in message
+    assert unsupported_base_path("/models/m") is None

@@ -23,7 +23,7 @@ from typing import Any
 
 from tfsctl.serving.config import ModelConfig, ServerConfig
 from tfsctl.serving.flags import resolve_path
-from tfsctl.serving.rules import ServingError, check_labels, version_dirs
+from tfsctl.serving.rules import ServingError, check_labels, unsupported_base_path, version_dirs
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,10 @@ class ServerCore:
                     self._reconcile(name, entry, base, present)
 
     def _list_versions(self, name: str, base: str, entry: ModelEntry) -> list[int]:
+        unsupported = unsupported_base_path(base)
+        if unsupported is not None:
+            log.error("FileSystemStoragePathSource encountered a filesystem access error: %s", unsupported)
+            return []
         try:
             names = os.listdir(base)
         except OSError as exc:

@@ -74,6 +74,21 @@ def version_dirs(names: Iterable[str]) -> list[int]:
     return sorted({int(n) for n in names if n.isdigit()})
 
 
+def unsupported_base_path(base_path: str) -> str | None:
+    """Why TF Serving cannot read ``base_path``, or None.
+
+    ``tensorflow_model_server`` 2.7 and later is built without TensorFlow's S3 file system
+    (tensorflow/serving#1963): an ``s3://`` base path never finds a version, and
+    ``FileSystemStoragePathSource`` logs this error on every poll.
+    """
+    if base_path.startswith("s3://"):
+        return (
+            f"Could not find base path {base_path} with error UNIMPLEMENTED: File system scheme 's3' "
+            f"not implemented (file: '{base_path}')"
+        )
+    return None
+
+
 def check_labels(
     model: str,
     new_labels: Mapping[str, int],
