@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tfsctl.errors import InvalidInput
-from tfsctl.serving.flags import parse_flags, resolve_path
+from tfsctl.serving.flags import parse_flags, resolve_path, session_threads
 
 BASE = ["--model_name=m", "--model_base_path=/models/m"]
 
@@ -188,3 +188,29 @@ def test_fs_root_resolves_absolute_paths_only() -> None:
     assert resolve_path("/models/m", "/srv/root") == "/srv/root/models/m"
     assert resolve_path("relative/m", "/srv/root") == "relative/m"
     assert resolve_path("/models/m", "") == "/models/m"
+
+
+def test_session_parallelism_with_both_intra_and_inter_is_refused() -> None:
+    """Server::BuildAndStart: "Either configure ... tensorflow_session_parallelism or (...) separately"."""
+    with pytest.raises(InvalidInput, match="configure the first or the other two, not all three"):
+        parse_flags(
+            [
+                *BASE,
+                "--tensorflow_session_parallelism=2",
+                "--tensorflow_intra_op_parallelism=1",
+                "--tensorflow_inter_op_parallelism=1",
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("flags", "threads"),
+    [
+        (["--tensorflow_session_parallelism=3"], (3, 3)),
+        (["--tensorflow_session_parallelism=3", "--tensorflow_intra_op_parallelism=2"], (2, 0)),
+        (["--tensorflow_inter_op_parallelism=4"], (0, 4)),
+        ([], (0, 0)),
+    ],
+)
+def test_session_threads_follow_build_and_start(flags: list[str], threads: tuple[int, int]) -> None:
+    assert session_threads(parse_flags([*BASE, *flags])) == threads

@@ -176,7 +176,25 @@ def _validate(options: ServeOptions) -> None:
         raise InvalidInput("give --model_config_file, or --model_name and --model_base_path")
     if options.rest_api_timeout_in_ms < 0:
         raise InvalidInput("--rest_api_timeout_in_ms: must be >= 0")
+    if (
+        options.tensorflow_intra_op_parallelism > 0
+        and options.tensorflow_inter_op_parallelism > 0
+        and options.tensorflow_session_parallelism > 0
+    ):
+        # Server::BuildAndStart refuses the three together.
+        raise InvalidInput(
+            "--tensorflow_session_parallelism, --tensorflow_intra_op_parallelism and "
+            "--tensorflow_inter_op_parallelism: configure the first or the other two, not all three"
+        )
     options.channel_arguments()
+
+
+def session_threads(options: ServeOptions) -> tuple[int, int]:
+    """(intra, inter) op threads as ``Server::BuildAndStart`` picks them (0: TensorFlow's default):
+    intra/inter when either is set, else ``--tensorflow_session_parallelism`` for both."""
+    if options.tensorflow_intra_op_parallelism > 0 or options.tensorflow_inter_op_parallelism > 0:
+        return options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
+    return options.tensorflow_session_parallelism, options.tensorflow_session_parallelism
 
 
 def resolve_path(path: str, fs_root: str | None = None) -> str:

@@ -33,7 +33,7 @@ from tfsctl.serving.batching import BatchingParameters, load_batching_parameters
 from tfsctl.serving.config import ServerConfig
 from tfsctl.serving.core import ServerCore
 from tfsctl.serving.examples import to_example
-from tfsctl.serving.flags import ServeOptions, resolve_path
+from tfsctl.serving.flags import ServeOptions, resolve_path, session_threads
 from tfsctl.serving.metrics import Metrics
 from tfsctl.serving.rules import CODE_NUMBERS, ServingError
 from tfsctl.serving.tls import SSLConfig, load_ssl_config, server_credentials
@@ -657,8 +657,7 @@ def _make_loader(
             version,
             path,
             tags,
-            options.tensorflow_intra_op_parallelism,
-            options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism,
+            *session_threads(options),
             batcher,
             options.enable_signature_method_name_check,
         )
