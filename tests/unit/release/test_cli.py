@@ -48,7 +48,7 @@ def test_promote_unknown_label_names_the_label(model_config: Path) -> None:
     assert "label 'prod' of model fashion" in proc.stderr and "canary, stable" in proc.stderr
 
 
-def test_promote_rejects_a_label_name_tf_serving_refuses(model_config: Path) -> None:
+def test_promote_rejects_a_label_name_outside_the_toolkit_rule(model_config: Path) -> None:
     proc = tfsctl(
         "promote",
         "fashion",

@@ -33,10 +33,11 @@ PolicyKind = Literal["all", "latest", "specific"]
 
 
 def validate_label_name(name: str) -> str:
-    """Return ``name`` when TF Serving accepts it as a version label, else raise InvalidInput.
+    """Return ``name`` when it is a label name the toolkit manages, else raise InvalidInput.
 
-    The rule is the serving layer's (``tfsctl.serving.config``, pure), so a label the
-    planner accepts is one the config model and the server accept too.
+    The rule is the serving layer's (``tfsctl.serving.config``, pure) and the chart's: a
+    label the planner accepts is one the config model and the chart accept too. TF Serving
+    itself checks no label name (see tests/e2e/serving/FIDELITY.md, known differences).
     """
     if not name:
         raise InvalidInput("label name is empty")
