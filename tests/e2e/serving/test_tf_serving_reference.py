@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import struct
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from tfsctl.serving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -446,3 +448,47 @@ def test_bad_model_config(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
+
+
+class TestSerializationAsTensorContent:
+    """--enable_serialization_as_tensor_content (server.cc) switches Predict outputs to kAsProtoContent."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def target(cls, tf_serving_testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+        workdir = tmp_path_factory.mktemp("reference-content")
+        flags = [*_harness_flags(workdir), "--enable_serialization_as_tensor_content=true"]
+        with LocalServer(
+            "default", tf_serving_testdata / "saved_model_half_plus_two_cpu", flags=flags
+        ) as srv:
+            yield f"127.0.0.1:{srv.grpc_port}"
+
+    def test_outputs_come_back_in_tensor_content(self, target: str) -> None:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "default"
+        request.inputs["x"].dtype = types_pb2.DT_FLOAT
+        request.inputs["x"].float_val.append(2.0)
+        request.inputs["x"].tensor_shape.dim.add().size = 1
+        channel, prediction, _ = _stubs(target)
+        with channel:
+            result = prediction.Predict(request, RPC_TIMEOUT)
+        y = result.outputs["y"]
+        assert len(y.float_val) == 0
+        assert y.tensor_content == struct.pack("<f", 3.0)
+
+    def test_a_reload_without_a_model_config_list_is_invalid_argument(self, target: str) -> None:
+        """ModelServiceImpl::HandleReloadConfigRequest accepts only a ModelConfigList."""
+        request = model_management_pb2.ReloadConfigRequest()
+        channel, _, models = _stubs(target)
+        with channel, pytest.raises(grpc.RpcError) as info:
+            models.HandleReloadConfigRequest(request, RPC_TIMEOUT)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Only ModelConfigList is currently supported" in (info.value.details() or "")
+        status = get_model_status_pb2.GetModelStatusRequest()
+        status.model_spec.name = "default"
+        channel, _, models = _stubs(target)
+        with channel:
+            rows = models.GetModelStatus(status, RPC_TIMEOUT).model_version_status
+        assert [(r.version, r.state) for r in rows] == [
+            (VERSION, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        ]

@@ -284,6 +284,12 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
         def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:
             response = model_management_pb2.ReloadConfigResponse()
             try:
+                if request.config.WhichOneof("config") != "model_config_list":
+                    raise ServingError(
+                        "INVALID_ARGUMENT",
+                        "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                        "Only ModelConfigList is currently supported",
+                    )
                 try:
                     config = ServerConfig.from_proto(request.config, "ReloadConfigRequest")
                 except InvalidInput as exc:
@@ -291,7 +297,7 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
                 service.core.apply_config(config)
                 log.info("Reloaded model config: %s", ", ".join(sorted(config.models)) or "(none)")
             except ServingError as exc:
-                log.error("HandleReloadConfigRequest failed: %s", exc)
+                log.error("ReloadConfig failed: %s", exc.message)  # ModelServiceImpl's line
                 abort(context, exc)
             return response
 
