@@ -313,6 +313,15 @@ def test_cli_model_status_json(server: LocalServer) -> None:
     assert "secret-token-value" not in result.stdout + result.stderr
 
 
+def test_cli_model_status_of_a_label_is_the_version_its_metadata_resolves_to(server: LocalServer) -> None:
+    """The server's GetModelStatus ignores labels; the CLI resolves the label first (metadata)."""
+    result = _cli(
+        "model-status", "hp2", "--label", "stable", "--grpc-port", str(server.grpc_port), "-o", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [(row["version"], row["state"]) for row in json.loads(result.stdout)] == [(123, "AVAILABLE")]
+
+
 def test_cli_predict_and_metadata(server: LocalServer) -> None:
     result = _cli(
         "predict", "hp2", "-d", "[1.0, 6.0]", "--rest-port", str(server.rest_port), "--label", "stable"
