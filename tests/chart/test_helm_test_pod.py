@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from support.chart_render import FULLNAME, find, render_chart
 from support.cluster_helpers import example_models_dir
 from support.serving_tls import Pki, make_pki, write_ssl_config
+from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
 from tfsctl.serving.testing import LocalServer
 
 pytestmark = pytest.mark.chart
@@ -44,19 +46,24 @@ class TestHelmTestPod:
         assert container["image"].startswith("curlimages/curl:")
         assert container["command"][:2] == ["sh", "-c"]
 
-    def test_checks_every_model_version_and_label_for_available(self) -> None:
+    def test_checks_every_model_and_version_for_available(self) -> None:
         text = script({"models": MODELS, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}})
         for path in (
             "/v1/models/fashion",
             "/v1/models/fashion/versions/1",
             "/v1/models/fashion/versions/2",
-            "/v1/models/fashion/labels/stable",
-            "/v1/models/fashion/labels/canary",
             "/v1/models/mnist",
         ):
             assert f"check '{path}'" in text
         assert '"AVAILABLE"' in text
         assert 'exit "$failed"' in text
+
+    def test_checks_each_label_by_the_version_its_metadata_resolves_to(self) -> None:
+        """GetModelStatus ignores labels on TF Serving; metadata by label carries model_spec.version."""
+        text = script({"models": MODELS, "modelConfig": {"allowVersionLabelsForUnavailableModels": True}})
+        assert "check_label '/v1/models/fashion/labels/stable/metadata' 1" in text
+        assert "check_label '/v1/models/fashion/labels/canary/metadata' 2" in text
+        assert "check '/v1/models/fashion/labels/" not in text
 
     def test_reaches_the_service_rest_port(self) -> None:
         assert f'base="http://{FULLNAME}.serving.svc:8501"' in script({"model": {"name": "mnist"}})
@@ -107,7 +114,7 @@ class TestHelmTestPodTls:
         pod = render_test_pod(values)
         text = str(pod["spec"]["containers"][0]["command"][2])
         assert f'base="http://{FULLNAME}.serving.svc:8501"' in text
-        assert "check '/v1/models/fashion/labels/canary'" in text
+        assert "check_label '/v1/models/fashion/labels/canary/metadata' 2" in text
         assert "volumes" not in pod["spec"]
 
     def test_legacy_layout_checks_grpc_over_tls(self) -> None:
@@ -193,3 +200,48 @@ class TestHelmTestPodGrpcRun:
             assert out.returncode == 0, out.stdout + out.stderr
             assert "ok   fashion AVAILABLE (gRPC)" in out.stdout
             assert plain.returncode == 1, "a plaintext check must not pass against the TLS port"
+
+
+def run_rest_test_against(server: LocalServer, labels: dict[str, int]) -> subprocess.CompletedProcess[str]:
+    """Render the REST test pod for ``server`` (fashion with ``labels``) and run it with real sh and curl."""
+    values = {
+        "models": {"fashion": {"versionPolicy": {"specific": {"versions": [1, 2]}}, "versionLabels": labels}},
+        "modelConfig": {"allowVersionLabelsForUnavailableModels": True},
+        "service": {"restPort": server.rest_port},
+        "tests": {"host": "127.0.0.1"},
+    }
+    container = render_test_pod(values)["spec"]["containers"][0]
+    return subprocess.run(container["command"], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def labelled_server() -> Iterator[LocalServer]:
+    """``tfsctl serve`` with fashion 1 and 2, labels stable -> 1 and canary -> 2."""
+    config = ServerConfig(
+        {
+            "fashion": ModelConfig(
+                "fashion",
+                str(example_models_dir() / "fashion"),
+                policy=VersionPolicy.specific(1, 2),
+                labels={"stable": 1, "canary": 2},
+            )
+        }
+    )
+    with LocalServer(config=config, allow_labels_for_unavailable=True) as srv:
+        yield srv
+
+
+class TestHelmTestPodRestRun:
+    """The REST test script against a real ``tfsctl serve`` (``labelled_server``)."""
+
+    def test_labels_resolving_to_their_configured_versions_pass(self, labelled_server: LocalServer) -> None:
+        out = run_rest_test_against(labelled_server, {"stable": 1, "canary": 2})
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "ok   /v1/models/fashion/labels/stable/metadata resolves to version 1" in out.stdout
+        assert "ok   /v1/models/fashion/labels/canary/metadata resolves to version 2" in out.stdout
+
+    def test_a_label_resolving_to_another_version_fails(self, labelled_server: LocalServer) -> None:
+        """A status check by label would pass here (every version is AVAILABLE); metadata does not."""
+        out = run_rest_test_against(labelled_server, {"stable": 2, "canary": 2})
+        assert out.returncode == 1
+        assert "FAIL /v1/models/fashion/labels/stable/metadata does not resolve to version 2" in out.stdout

@@ -78,7 +78,7 @@ class Release:
         labels = list(self.config().models["fashion"].labels)
         with ServingClient(Endpoint(pod.status.pod_ip), timeout=10) as c:
             versions = {s.version: s.state for s in c.model_status("fashion")}
-            resolved = {label: c.model_status("fashion", label=label)[0].version for label in labels}
+            resolved = {label: c.label_version("fashion", label) for label in labels}
         return versions, resolved
 
     def wait_ready(self, count: int) -> list[Any]:

@@ -95,6 +95,6 @@ def test_promotion_holds_when_the_servers_file_lags_the_store(tmp_path: Path, mo
         assert probe.ok > 0
         for s in servers:
             with ServingClient(s.endpoint, timeout=5) as c:
-                assert c.model_status("fashion", label="stable")[0].version == 2
+                assert c.label_version("fashion", "stable") == 2
                 states = {v.version: v.state for v in c.model_status("fashion")}
                 assert states[2] == "AVAILABLE" and states.get(1, "END") == "END", states

@@ -43,7 +43,7 @@ def label_versions(servers: list[Server], label: str) -> list[int]:
     out = []
     for s in servers:
         with ServingClient(s.endpoint, timeout=5) as c:
-            out.append(c.model_status("fashion", label=label)[0].version)
+            out.append(c.label_version("fashion", label))
     return out
 
 

@@ -81,9 +81,23 @@ def test_status_lists_every_served_version_newest_first(client: ServingClient, t
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_status_of_one_version_and_of_a_label(client: ServingClient, transport: str) -> None:
+def test_status_of_one_version_and_status_by_label_ignores_the_label(
+    client: ServingClient, transport: str
+) -> None:
+    """GetModelStatusWithModelSpec reads only model_spec.version: by label, every version comes back."""
     assert [r.version for r in client.model_status("hp2", version=123, transport=transport)] == [123]  # type: ignore[arg-type]
-    assert [r.version for r in client.model_status("hp2", label="canary", transport=transport)] == [124]  # type: ignore[arg-type]
+    for label in ("stable", "canary", "no_such_label"):
+        rows = client.model_status("hp2", label=label, transport=transport)  # type: ignore[arg-type]
+        assert [r.version for r in rows] == [124, 123]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_metadata_by_label_answers_with_the_resolved_version(client: ServingClient, transport: str) -> None:
+    """GetModelMetadataImpl fills model_spec.version from the servable the label resolved to."""
+    assert client.label_version("hp2", "stable", transport=transport) == 123  # type: ignore[arg-type]
+    assert client.label_version("hp2", "canary", transport=transport) == 124  # type: ignore[arg-type]
+    data = client.metadata("hp2", label="stable", transport=transport)  # type: ignore[arg-type]
+    assert data["model_spec"] == {"name": "hp2", "version": "123", "signature_name": ""}
 
 
 def test_rest_status_json_has_tf_serving_layout(server: LocalServer) -> None:
@@ -141,8 +155,12 @@ def test_classify_and_regress_on_half_plus_two(client: ServingClient, transport:
 
 
 def test_classify_with_a_predict_signature_is_rejected(client: ServingClient) -> None:
-    with pytest.raises(InvalidInput, match="Expected classification signature method_name"):
+    """classifier.cc: without --enable_signature_method_name_check (the default) the signature's
+    shape decides: serving_default has no 'inputs' tensor."""
+    with pytest.raises(InvalidInput, match="No classification inputs found in SignatureDef"):
         client.classify("hp2", [{"x": 1.0}], transport="grpc")
+    with pytest.raises(InvalidInput, match="No signature was found with the name: nope"):
+        client.regress("hp2", [{"x": 1.0}], signature="nope", transport="grpc")
 
 
 # --------------------------------------------------------------------------- metadata
@@ -156,9 +174,13 @@ def test_metadata_lists_signatures_with_dtypes(client: ServingClient, transport:
     assert sigs["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 
-def test_tf2_metadata_hides_the_init_op_pseudo_signature(client: ServingClient) -> None:
-    sigs = client.metadata("tf2")["metadata"]["signature_def"]["signature_def"]
-    assert "serving_default" in sigs and "__saved_model_init_op" not in sigs
+def test_tf2_metadata_lists_the_init_op_pseudo_signature(client: ServingClient) -> None:
+    """TF Serving lists every SignatureDef; its TF2 metadata testdata has __saved_model_init_op."""
+    sigs = client.metadata("tf2", transport="rest")["metadata"]["signature_def"]["signature_def"]
+    assert "serving_default" in sigs
+    init = sigs["__saved_model_init_op"]
+    assert init["method_name"] == "" and init["inputs"] == {}
+    assert init["outputs"]["__saved_model_init_op"]["name"] == "NoOp"
 
 
 # --------------------------------------------------------------------------- errors
@@ -186,7 +208,14 @@ def test_unknown_version_and_label_are_not_found(client: ServingClient, transpor
     ("method", "path", "body", "status", "message"),
     [
         ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
-        ("GET", "/v1/models/hp2/labels/nope", None, 400, "Unrecognized servable version label: nope"),
+        (
+            "GET",
+            "/v1/models/hp2/labels/nope/metadata",
+            None,
+            400,
+            "Unrecognized servable version label: nope",
+        ),
+        ("POST", "/v1/models/hp2/labels/nope:predict", {"instances": [1.0]}, 400, "Unrecognized servable"),
         ("POST", "/v1/models/hp2:predict", b"{not json", 400, "JSON Parse error"),
         ("POST", "/v1/models/hp2:predict", {"x": 1}, 400, "Missing 'inputs' or 'instances' key"),
         (
@@ -216,8 +245,12 @@ def test_rest_errors_have_tf_serving_status_codes_and_messages(
     assert message in got_body["error"]
 
 
-def test_labels_from_the_initial_config_resolve(client: ServingClient) -> None:
-    assert client.model_status("hp2", label="stable", transport="grpc")[0].version == 123
+def test_rest_status_by_label_lists_every_version(server: LocalServer) -> None:
+    """REST GET /v1/models/m/labels/l goes through the same GetModelStatus (ProcessModelStatusRequest)."""
+    for label in ("stable", "nope"):
+        status, body = _rest(server, "GET", f"/v1/models/hp2/labels/{label}")
+        assert status == 200
+        assert [row["version"] for row in body["model_version_status"]] == ["124", "123"]
 
 
 # --------------------------------------------------------------------------- concurrency and metrics
@@ -280,6 +313,15 @@ def test_cli_model_status_json(server: LocalServer) -> None:
     assert "secret-token-value" not in result.stdout + result.stderr
 
 
+def test_cli_model_status_of_a_label_is_the_version_its_metadata_resolves_to(server: LocalServer) -> None:
+    """The server's GetModelStatus ignores labels; the CLI resolves the label first (metadata)."""
+    result = _cli(
+        "model-status", "hp2", "--label", "stable", "--grpc-port", str(server.grpc_port), "-o", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [(row["version"], row["state"]) for row in json.loads(result.stdout)] == [(123, "AVAILABLE")]
+
+
 def test_cli_predict_and_metadata(server: LocalServer) -> None:
     result = _cli(
         "predict", "hp2", "-d", "[1.0, 6.0]", "--rest-port", str(server.rest_port), "--label", "stable"
@@ -299,15 +341,38 @@ def test_cli_unknown_model_exits_not_found_with_message(server: LocalServer) -> 
 
 
 # --------------------------------------------------------------------------- reload (changes config: last)
-def test_reload_rejects_moving_a_label_to_a_version_that_is_not_loaded(
+def test_reload_checks_labels_against_what_is_loaded_before_the_config_applies(
     client: ServingClient, model_root: Path
 ) -> None:
+    """ServerCore::ReloadConfig: UpdateModelVersionLabelMap runs before the new policy applies, so a
+    label may move to a version the same reload retires; the label then names an unloaded version."""
     config = _config(model_root)
     hp2 = config.models["hp2"]
-    moved = config.with_model(hp2.with_policy(VersionPolicy.specific(123)).with_labels({"stable": 124}))
-    with pytest.raises(VersionNotAvailable, match="Request to assign label to version 124 of model hp2"):
-        client.reload_config(moved)
-    # The label map is unchanged: stable still answers from 123.
+    client.reload_config(
+        config.with_model(hp2.with_policy(VersionPolicy.specific(123)).with_labels({"stable": 124}))
+    )
+    eventually(lambda: client.model_status("hp2", version=124)[0].state == "END", what="hp2 124 unloaded")
+    with pytest.raises(ModelNotFound, match=r"Servable not found for request: Specific\(hp2, 124\)"):
+        client.predict("hp2", [1.0], label="stable", transport="grpc")
+
+
+def test_reload_that_loads_a_version_and_moves_a_label_to_it_fails_as_a_whole(
+    client: ServingClient, model_root: Path
+) -> None:
+    """UpdateModelVersionLabelMap before AddModelsViaModelConfigList: moving an existing label to a
+    version the same reload would load is FAILED_PRECONDITION (even with the allow flag), and the
+    version is not loaded."""
+    config = _config(model_root)
+    hp2 = config.models["hp2"].with_policy(VersionPolicy.specific(123))
+    client.reload_config(config.with_model(hp2.with_labels({"stable": 123})))
+    assert client.label_version("hp2", "stable") == 123
+    both = hp2.with_policy(VersionPolicy.specific(123, 124)).with_labels({"stable": 124})
+    with pytest.raises(
+        VersionNotAvailable,
+        match="Request to assign label to version 124 of model hp2, which is not currently available",
+    ):
+        client.reload_config(config.with_model(both))
+    assert client.model_status("hp2", version=124)[0].state == "END"
     assert client.predict("hp2", [1.0], label="stable", transport="grpc")["model_spec"]["version"] == "123"
 
 

@@ -87,7 +87,7 @@ def test_config_file_edit_changes_policy_and_adds_a_new_label(
     live = config.models["live"].with_policy(VersionPolicy.specific(123, 200)).with_labels({"stable": 200})
     _write(server.config_file, config.with_model(live))
     eventually(lambda: _states(client) == {200: "AVAILABLE", 123: "AVAILABLE"}, what="123 reloaded")
-    eventually(lambda: client.model_status("live", label="stable")[0].version == 200, what="label stable")
+    eventually(lambda: client.label_version("live", "stable") == 200, what="label stable")
 
 
 def test_moving_a_label_to_a_version_not_loaded_is_refused_and_logged(
@@ -101,11 +101,9 @@ def test_moving_a_label_to_a_version_not_loaded_is_refused_and_logged(
         lambda: "Request to assign label to version 999 of model live" in server.log_text(),
         what="label refusal in the server log",
     )
-    assert client.model_status("live", label="stable")[0].version == 200
+    assert client.label_version("live", "stable") == 200
     _write(server.config_file, config.with_model(live.with_labels({"stable": 123})))
-    eventually(
-        lambda: client.model_status("live", label="stable")[0].version == 123, what="label moved to 123"
-    )
+    eventually(lambda: client.label_version("live", "stable") == 123, what="label moved to 123")
 
 
 def test_a_malformed_config_file_is_logged_and_the_server_keeps_serving(
@@ -116,7 +114,7 @@ def test_a_malformed_config_file_is_logged_and_the_server_keeps_serving(
     server.config_file.write_text(good.replace("model_config_list {", "model_config_list { bogus: 1", 1))
     try:
         eventually(
-            lambda: "invalid text format of tensorflow.serving.ModelServerConfig" in server.log_text(),
+            lambda: "Error parsing text-format tensorflow.serving.ModelServerConfig" in server.log_text(),
             what="parse error in the server log",
         )
         assert client.predict("live", [2.0], label="stable")["predictions"] == [3.0]

@@ -48,7 +48,7 @@ def test_promote_unknown_label_names_the_label(model_config: Path) -> None:
     assert "label 'prod' of model fashion" in proc.stderr and "canary, stable" in proc.stderr
 
 
-def test_promote_rejects_a_label_name_tf_serving_refuses(model_config: Path) -> None:
+def test_promote_rejects_a_label_name_outside_the_toolkit_rule(model_config: Path) -> None:
     proc = tfsctl(
         "promote",
         "fashion",
@@ -136,6 +136,18 @@ def test_validate_model_config_label_on_unserved_version(tmp_path: Path) -> None
     proc = tfsctl("validate", "--model-config", str(path))
     assert proc.returncode == 7
     assert "label canary -> 5 but the policy serves [1, 2]" in proc.stderr
+
+
+def test_validate_model_config_refuses_an_s3_base_path(tmp_path: Path) -> None:
+    """tensorflow_model_server 2.7+ has no S3 file system (tensorflow/serving#1963)."""
+    path = tmp_path / "m.config"
+    path.write_text(CONFIG.replace('"/models/fashion"', '"s3://bucket/models/fashion"'))
+    proc = tfsctl("validate", "--model-config", str(path))
+    assert proc.returncode == 7
+    assert (
+        "base_path s3://bucket/models/fashion: tensorflow_model_server 2.7 and later cannot read s3://"
+        in (proc.stderr)
+    )
 
 
 def test_bad_set_expression_is_a_usage_error(repo_root: Path) -> None:

@@ -67,12 +67,27 @@ class TestPromotionSpecific:
         assert [s.name for s in plan.steps] == ["label"]
         assert plan.after.labels == {"stable": 1, "canary": 2, "shadow": 2}
 
-    def test_allow_unavailable_loads_and_labels_in_one_revision(self) -> None:
+    def test_allow_unavailable_adds_a_new_label_in_the_revision_that_loads_its_version(self) -> None:
+        """TF Serving (UpdateModelVersionLabelMap) lets only a new label point at a version not loaded."""
         current = ModelState(Policy.specific([1]), {"stable": 1})
-        plan = plan_promotion("m", current, "stable", 2, frozenset({1}), allow_unavailable=True)
-        assert [s.name for s in plan.steps] == ["load+label", "retire"]
-        assert plan.steps[0].state.labels == {"stable": 2}
+        plan = plan_promotion("m", current, "shadow", 2, frozenset({1}), allow_unavailable=True)
+        assert [s.name for s in plan.steps] == ["load+label"]
+        assert plan.steps[0].state.labels == {"stable": 1, "shadow": 2}
         assert plan.steps[0].wait_available == frozenset({2})
+
+    def test_allow_unavailable_refuses_to_move_an_existing_label_to_a_version_not_loaded(self) -> None:
+        """Moving an existing label so fails the whole reload on TF Serving: refused before any step."""
+        current = ModelState(Policy.specific([1]), {"stable": 1})
+        with pytest.raises(PromotionRejected) as info:
+            plan_promotion("m", current, "stable", 2, frozenset({1}), allow_unavailable=True)
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith("m: --allow-unavailable only applies to a new label, and stable (-> 1)")
+        assert "promote without --allow-unavailable" in message
+
+    def test_allow_unavailable_moving_a_label_between_loaded_versions_is_the_plain_plan(self) -> None:
+        plan = plan_promotion("m", PRESET, "stable", 2, frozenset({1, 2}), allow_unavailable=True)
+        assert [s.name for s in plan.steps] == ["label", "retire"]
 
 
 class TestPromotionLatestAndAll:

@@ -25,9 +25,9 @@ def test_unknown_flag_exits_2_naming_it() -> None:
 
 
 def test_unsupported_flag_exits_2_with_reason() -> None:
-    result = _serve("--model_name=m", "--model_base_path=/x", "--grpc_socket_path=/tmp/tfs.sock")
+    result = _serve("--model_name=m", "--model_base_path=/x", "--platform_config_file=/tmp/p.pbtxt")
     assert result.returncode == 2
-    assert "--grpc_socket_path is not supported by tfsctl serve (UNIX-socket gRPC)" in result.stderr
+    assert "--platform_config_file is not supported by tfsctl serve (custom platform configs" in result.stderr
 
 
 def test_missing_model_flags_exit_2() -> None:
@@ -41,7 +41,7 @@ def test_malformed_config_file_reports_the_text_format_error(tmp_path: Path) -> 
     config.write_text('model_config_list { config { name: "m" base_path: "/m" versions: 3 } }')
     result = _serve(f"--model_config_file={config}")
     assert result.returncode == 2
-    assert "invalid text format of tensorflow.serving.ModelServerConfig" in result.stderr
+    assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
     assert 'has no field named "versions"' in result.stderr
 
 

@@ -45,8 +45,9 @@ def test_parse_error_is_the_text_format_error_of_model_server_config() -> None:
     with pytest.raises(InvalidInput) as err:
         ServerConfig.parse('model_config_list { config { nme: "m" } }', source="model_config.pbtxt")
     message = str(err.value)
-    assert message.startswith("model_config.pbtxt: ")
-    assert "tensorflow.serving.ModelServerConfig" in message
+    # TF Serving's two strings (ParseProtoTextFile, protobuf's parser; testBadModelConfig greps the second).
+    assert message.startswith("Invalid protobuf file: 'model_config.pbtxt': ")
+    assert "Error parsing text-format tensorflow.serving.ModelServerConfig: " in message
     assert 'has no field named "nme"' in message
     assert "1:" in message  # line:column of the error
 

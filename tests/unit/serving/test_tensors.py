@@ -54,3 +54,17 @@ def test_examples_follow_json_types() -> None:
     assert list(feature["f"].float_list.value) == [1.5]
     assert list(feature["s"].bytes_list.value) == [b"t"]
     assert list(feature["l"].float_list.value) == [1.0, 2.0]
+
+
+def test_as_proto_field_puts_values_in_the_typed_field_of_the_dtype() -> None:
+    """predict_util.cc kAsProtoField (Tensor::AsProtoField): float_val, int64_val, string_val..."""
+    floats = tensors.to_tensor_proto([[3.0], [3.5]], types_pb2.DT_FLOAT, as_proto_field=True)
+    assert list(floats.float_val) == [3.0, 3.5] and floats.tensor_content == b""
+    assert [d.size for d in floats.tensor_shape.dim] == [2, 1]
+    ints = tensors.to_tensor_proto([1, 2], types_pb2.DT_INT64, as_proto_field=True)
+    assert list(ints.int64_val) == [1, 2]
+    half = tensors.to_tensor_proto([1.5], types_pb2.DT_HALF, as_proto_field=True)
+    assert tensors.from_tensor_proto(half).tolist() == [1.5]
+    strings = tensors.to_tensor_proto(["a"], as_proto_field=True)
+    assert list(strings.string_val) == [b"a"]
+    assert tensors.from_tensor_proto(floats).tolist() == [[3.0], [3.5]]

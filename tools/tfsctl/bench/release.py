@@ -37,7 +37,7 @@ def _promote_seconds(fleet_mod: object, config: Path, servers: list, version: in
     promote(target, PromotionRequest("fashion", "stable", version, timeout=300))
     for s in servers:  # promote verified already; confirm independently
         with ServingClient(s.endpoint, timeout=5) as c:
-            assert c.model_status("fashion", label="stable")[0].version == version
+            assert c.label_version("fashion", "stable") == version
     elapsed = time.monotonic() - t0
     time.sleep(0.5)
     probe.stop()

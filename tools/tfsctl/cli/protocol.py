@@ -142,7 +142,9 @@ def model_status(model: str, version: int | None, label: str | None, **kw: Any) 
     target = _target(kw)
     _version_label(version, label)
     with target.client() as client:
-        rows = client.model_status(model, version, label, transport=target.transport)
+        if label is not None:  # TF Serving's GetModelStatus ignores labels: resolve it first
+            version = client.label_version(model, label, transport=target.transport)
+        rows = client.model_status(model, version, transport=target.transport)
     if output == "json":
         _echo_json([row.__dict__ for row in rows])
         return

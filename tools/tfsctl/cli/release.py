@@ -158,7 +158,8 @@ def _promotion_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--allow-unavailable",
         is_flag=True,
-        help="Move the label in the same revision that loads the version (server must allow it).",
+        help="A new label only: assign it in the revision that loads its version (servers run with "
+        "--allow_version_labels_for_unavailable_models); refused for an existing label.",
     )(fn)
     fn = click.option("--keep-previous", is_flag=True, help="Keep the previous version loaded.")(fn)
     fn = click.option(
@@ -273,7 +274,8 @@ def rollback(
 @_k8s
 @OUTPUT
 def status(output: str, **kw: Any) -> None:
-    """Per replica: ready, node, each model's versions and labels; flags disagreeing replicas."""
+    """Per replica: ready, node, each model's versions and the version each label resolves to there
+    (GetModelMetadata by label; ? when it resolves to nothing loaded); flags disagreeing replicas."""
     from tfsctl.release import ops
 
     report = ops.status(_target(kw))
@@ -289,7 +291,7 @@ def status(output: str, **kw: Any) -> None:
             f"{m} v["
             + ",".join(f"{v}:{s[:5]}" for v, s in o["versions"].items())
             + "] "
-            + ",".join(f"{k}->{v}" for k, v in o["labels"].items())
+            + ",".join(f"{k}->{'?' if v is None else v}" for k, v in o["labels"].items())
             for m, o in r["models"].items()
         ) or (r["error"] or "")
         flag = "  !! " + "; ".join(r["disagrees"]) if r["disagrees"] else ""

@@ -3,15 +3,24 @@
 A server polling ``<model>/`` must never load a half-written version, so:
 
 - **local**: files are copied into a hidden staging directory beside the
-  versions (same filesystem), fsynced, re-read and compared (size + CRC64),
-  then the directory is renamed to ``<version>/`` in one step;
+  versions (same filesystem; its name is not a number, so TF Serving does not
+  see it), fsynced, re-read and compared (size + CRC64), then the directory is
+  renamed to ``<version>/`` in one step: a polling server sees the version
+  only complete;
 - **OSS** (oss2): files go to ``<model>/.tfsctl-staging/<version>/`` with
   oss2's resumable (multipart, checkpointed) upload and CRC64 checks on every
   request; every staged object is then verified (size and
   ``x-oss-hash-crc64ecma`` against the local CRC64), server-side copied into
-  ``<model>/<version>/`` with ``saved_model.pb`` last (TF Serving only
-  considers a version once its ``saved_model.pb`` exists), each copy verified,
-  and the staging objects deleted. A manifest
+  ``<model>/<version>/``, each copy verified, and the staging objects deleted.
+  TF Serving finds versions by name alone (``FileSystemStoragePathSource``
+  parses each child of the base path as a number, whatever it holds), and on
+  an object store ``<model>/<version>/`` exists from its first object: a
+  server polling with a ``latest``/``all`` policy may try the version before
+  the copy completes. ``saved_model.pb`` is copied last, so such an early
+  attempt fails cleanly (no SavedModel yet) rather than loading a partial
+  model, and the server's load retries (``--max_num_load_retries``, every
+  ``--load_retry_interval_micros``) load it once complete; a ``specific``
+  policy does not see the version until the config names it. A manifest
   ``<model>/.tfsctl-staging/<version>.json`` (written with
   ``x-oss-forbid-overwrite``, so two publishers cannot claim one version)
   lets an interrupted run resume: re-running the same command (with or

@@ -1,7 +1,8 @@
 """Fleet consistency (pure): which replicas disagree with the desired model config.
 
-Observations come from GetModelStatus on every replica (by version and by
-label); the desired side is the persisted config. ``status`` shows the
+Observations come from every replica: GetModelStatus for the versions' states,
+GetModelMetadata by label for what each label resolves to (the real server's
+GetModelStatus ignores labels); the desired side is the persisted config. ``status`` shows the
 disagreements, ``promote`` refuses to start on a fleet that already disagrees.
 """
 

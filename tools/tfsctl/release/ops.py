@@ -450,6 +450,7 @@ def _template_problems(
 
 def _model_config_problems(path: Path) -> list[str]:
     from tfsctl.serving.config import ServerConfig
+    from tfsctl.serving.rules import unsupported_base_path
 
     try:
         config = ServerConfig.parse(Path(path).read_text(), source=str(path))
@@ -459,6 +460,11 @@ def _model_config_problems(path: Path) -> list[str]:
         return [str(exc)]
     out = []
     for name, model in config.models.items():
+        if unsupported_base_path(model.base_path) is not None:
+            out.append(
+                f"{path}: model {name} base_path {model.base_path}: tensorflow_model_server 2.7 and later "
+                "cannot read s3:// (no S3 file system); serve from a mounted volume"
+            )
         if model.policy.kind == "specific":
             for label, version in model.labels.items():
                 if version not in model.policy.versions:

@@ -33,10 +33,11 @@ PolicyKind = Literal["all", "latest", "specific"]
 
 
 def validate_label_name(name: str) -> str:
-    """Return ``name`` when TF Serving accepts it as a version label, else raise InvalidInput.
+    """Return ``name`` when it is a label name the toolkit manages, else raise InvalidInput.
 
-    The rule is the serving layer's (``tfsctl.serving.config``, pure), so a label the
-    planner accepts is one the config model and the server accept too.
+    The rule is the serving layer's (``tfsctl.serving.config``, pure) and the chart's: a
+    label the planner accepts is one the config model and the chart accept too. TF Serving
+    itself checks no label name (see tests/e2e/serving/FIDELITY.md, known differences).
     """
     if not name:
         raise InvalidInput("label name is empty")
@@ -155,7 +156,11 @@ def plan_transition(
     ``served_*`` are the concrete versions each state loads. Every label of
     ``after`` must name a version of ``served_after``. With ``allow_unavailable``
     (the server runs with ``--allow_version_labels_for_unavailable_models``) the
-    load and label steps are one revision.
+    load and label steps are one revision, but only for labels that are *new*:
+    ``ServerCore::UpdateModelVersionLabelMap`` assigns labels before the revision's
+    versions load and refuses to move an existing label to a version that is not
+    AVAILABLE yet, failing the whole reload. Moving one is refused here, before
+    anything is written.
     """
     for label, version in after.labels.items():
         validate_label_name(label)
@@ -169,6 +174,17 @@ def plan_transition(
     union_policy = _union_policy(before, after, union)
     # Versions the labels will need that are not loaded yet, plus the rest of the target set.
     to_load = (served_after | frozenset(after.labels.values())) - served_before
+    moved_existing = sorted(
+        f"{k} (-> {before.labels[k]})"
+        for k, v in after.labels.items()
+        if k in before.labels and before.labels[k] != v
+    )
+    if allow_unavailable and to_load and moved_existing:
+        raise PromotionRejected(
+            f"{model}: --allow-unavailable only applies to a new label, and {', '.join(moved_existing)} "
+            "already exists: TF Serving refuses to move an existing label to a version that is not "
+            "loaded yet; promote without --allow-unavailable (load, wait, then move the label)"
+        )
     if to_load:
         if allow_unavailable:
             state = ModelState(union_policy, dict(after.labels))
@@ -179,8 +195,8 @@ def plan_transition(
                     union,
                     to_load,
                     dict(after.labels),
-                    f"load {_versions(to_load)} and move labels in one revision (labels on unavailable "
-                    "versions allowed)",
+                    f"load {_versions(to_load)} and add the new label(s) in one revision (new labels on "
+                    "unavailable versions allowed)",
                 )
             )
         else:

@@ -2,7 +2,10 @@
 
 Each planned step is persisted first (so a server restarted at any moment reads a
 safe config), pushed to every replica with HandleReloadConfigRequest, then
-waited for with GetModelStatus until every replica shows it. A replica that has
+waited for until every replica shows it: versions by GetModelStatus, labels by
+GetModelMetadata by label (TF Serving's GetModelStatus ignores labels). Each
+label moves in its own revision after its version is AVAILABLE everywhere: TF
+Serving assigns a config's labels before it loads the config's versions. A replica that has
 not caught up gets the revision again every ``REPUSH_SECONDS`` (a server that
 polls its config file may briefly re-apply an older file), and a step only counts
 once it has held on every replica for the store's ``settle_seconds`` (one poll

@@ -182,7 +182,8 @@ class FleetClient:
     def observe(
         self, replicas: Sequence[Replica], models: Mapping[str, Iterable[str]]
     ) -> list[ReplicaObservation]:
-        """GetModelStatus of each model (every version, and each label) on every replica."""
+        """Each model on every replica: GetModelStatus for its versions, GetModelMetadata by
+        label for the version each label resolves to (None when unknown or not loaded)."""
         wanted = {m: list(labels) for m, labels in models.items()}
 
         def one(replica: Replica) -> ReplicaObservation:
@@ -204,9 +205,9 @@ class FleetClient:
                     )
                 resolved: dict[str, int | None] = {}
                 for label in labels:
+                    # GetModelMetadata by label, never GetModelStatus (which ignores labels).
                     try:
-                        by_label = client.model_status(model, label=label)
-                        resolved[label] = by_label[0].version if by_label else None
+                        resolved[label] = client.label_version(model, label)
                     except NotFound:
                         resolved[label] = None
                     except ToolkitError as exc:

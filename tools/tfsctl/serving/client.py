@@ -212,7 +212,11 @@ class ServingClient:
     def model_status(
         self, model: str, version: int | None = None, label: str | None = None, transport: Transport = "grpc"
     ) -> list[VersionStatus]:
-        """Status of every version (or of one version or label) of ``model``."""
+        """Status of every version (or of one version) of ``model``.
+
+        A ``label`` is sent as TF Serving's API allows, but the server ignores it and answers
+        with every version: resolve labels with ``label_version``.
+        """
         if transport == "rest":
             body = self._rest("GET", self._path(model, version, label))
             rows = body.get("model_version_status", [])
@@ -262,6 +266,26 @@ class ServingClient:
         spec.setdefault("signature_name", "")
         sigs = json_format.MessageToDict(sigmap, **options)
         return {"model_spec": spec, "metadata": {"signature_def": sigs}}
+
+    def label_version(self, model: str, label: str, transport: Transport = "grpc") -> int:
+        """The version ``label`` resolves to on this server, read the way the real server tells it.
+
+        GetModelMetadata by label answers with the resolved ``model_spec.version``
+        (``get_model_metadata_impl.cc``). GetModelStatus cannot be used: it ignores
+        ``version_label`` and lists every version (``get_model_status_impl.cc``). Raises
+        ``NotFound`` for an unknown label and ``ModelNotFound`` when the label names a
+        version that is not loaded.
+        """
+        if transport == "rest":
+            spec = self._rest("GET", self._path(model, None, label) + "/metadata").get("model_spec", {})
+            return int(spec.get("version", -1))
+        from tfsctl.serving.protos import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._spec(request.model_spec, model, None, label)
+        request.metadata_field.append("signature_def")
+        response = self._grpc("prediction", "GetModelMetadata", request, model)
+        return int(response.model_spec.version.value)
 
     def predict(
         self,

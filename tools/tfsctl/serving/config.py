@@ -19,6 +19,16 @@ PolicyKind = Literal["all", "latest", "specific"]
 _LABEL_RE = re.compile(r"[a-zA-Z0-9_]+")
 
 
+def text_format_error(message_type: str, source: str, error: Exception) -> str:
+    """The one line for a text-format file that does not parse, with TF Serving's own words.
+
+    ``ParseProtoTextFile`` (``tensorflow_serving/util/proto_util.h``) fails with "Invalid
+    protobuf file: '<file>'" after protobuf's parser logged "Error parsing text-format <type>:
+    <line>:<column>: ..."; operators grep for both.
+    """
+    return f"Invalid protobuf file: '{source}': Error parsing text-format {message_type}: {error}"
+
+
 def validate_label_name(name: str) -> str:
     """Return ``name`` if it is a valid version label (``[a-zA-Z0-9_]+``), else raise InvalidInput."""
     if not isinstance(name, str) or not _LABEL_RE.fullmatch(name):
@@ -118,7 +128,7 @@ class ServerConfig:
             text_format.Parse(text, message)
         except text_format.ParseError as exc:
             raise InvalidInput(
-                f"{source}: invalid text format of tensorflow.serving.ModelServerConfig: {exc}"
+                text_format_error("tensorflow.serving.ModelServerConfig", source, exc)
             ) from exc
         return cls.from_proto(message, source)
 

@@ -4,7 +4,8 @@ Mirrors TF Serving's ServerCore + AspiredVersionsManager closely enough for a
 drop-in: the version policy picks *aspired* versions among the integer directories
 of each base path; new versions load before old ones unload (availability
 preserving); every version moves START -> LOADING -> AVAILABLE -> UNLOADING -> END
-(END with an error when loading failed); labels follow ``rules.check_labels``.
+(END with an error when loading failed); labels follow ``rules.check_labels`` and are
+assigned before the models of a config change, as ``ServerCore::ReloadConfig`` does.
 Loading is delegated to a ``loader`` callable given in the constructor, so this
 module does not import TensorFlow.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from tfsctl.serving.config import ModelConfig, ServerConfig
 from tfsctl.serving.flags import resolve_path
-from tfsctl.serving.rules import ServingError, check_labels, version_dirs
+from tfsctl.serving.rules import ServingError, check_labels, unsupported_base_path, version_dirs
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,13 @@ class ServerCore:
         allow_labels_for_unavailable: bool = False,
         fs_root: str | None = None,
         load_threads: int = 1,
+        load_retries: int = 5,
+        load_retry_interval: float = 60.0,
     ) -> None:
         self._loader = loader
+        # --max_num_load_retries / --load_retry_interval_micros (LoaderHarness::LoadWithRetries).
+        self._load_retries = max(0, load_retries)
+        self._load_retry_interval = max(0.0, load_retry_interval)
         self._allow_unavailable = allow_labels_for_unavailable
         self._fs_root = fs_root
         self._lock = threading.RLock()
@@ -82,10 +88,11 @@ class ServerCore:
                     "INVALID_ARGUMENT", f"Model platform {model.platform} not found for model {model.name}"
                 )
         with self._lock:
-            if initial:
-                # TF Serving assigns labels before anything has loaded at start-up: only new
-                # labels with --allow_version_labels_for_unavailable_models can pass here.
-                self._set_labels(config)
+            # ServerCore::ReloadConfig assigns labels (UpdateModelVersionLabelMap) before it adds
+            # or updates models (AddModelsViaModelConfigList), on the first config and on every
+            # reload: a label is checked against what is loaded *now*, and a rejected label fails
+            # the whole reload before any model changes.
+            self._set_labels(config)
             added = [n for n in config.models if n not in self._models]
             for name in list(self._models):
                 if name not in config.models:
@@ -102,9 +109,8 @@ class ServerCore:
             self._config = config
         self.poll_filesystem()
         if not initial:
+            # WaitUntilModelsAvailable: only models new to the config are waited for.
             self.wait_until_settled(added, wait_seconds)
-            with self._lock:
-                self._set_labels(config)
 
     def _set_labels(self, config: ServerConfig) -> None:
         for name, model in config.models.items():
@@ -137,6 +143,10 @@ class ServerCore:
                     self._reconcile(name, entry, base, present)
 
     def _list_versions(self, name: str, base: str, entry: ModelEntry) -> list[int]:
+        unsupported = unsupported_base_path(base)
+        if unsupported is not None:
+            log.error("FileSystemStoragePathSource encountered a filesystem access error: %s", unsupported)
+            return []
         try:
             names = os.listdir(base)
         except OSError as exc:
@@ -144,13 +154,9 @@ class ServerCore:
                 log.warning("No versions of servable %s found under base path %s: %s", name, base, exc)
                 entry.warned_missing = True
             return []
-        ready = []
-        for version in version_dirs(names):
-            vdir = os.path.join(base, names_for(names, version))
-            if os.path.exists(os.path.join(vdir, "saved_model.pb")) or os.path.exists(
-                os.path.join(vdir, "saved_model.pbtxt")
-            ):
-                ready.append(version)
+        # FileSystemStoragePathSource: a version is any child whose name parses as a number, whatever
+        # it holds; a half-copied directory is a version too (its load fails and is retried).
+        ready = version_dirs(names)
         if not ready and not entry.warned_missing:
             log.warning("No versions of servable %s found under base path %s", name, base)
             entry.warned_missing = True
@@ -175,15 +181,30 @@ class ServerCore:
 
     def _load(self, name: str, entry: ModelEntry, ventry: VersionEntry, path: str) -> None:
         log.info("Loading servable: {name: %s version: %s} from %s", name, ventry.version, path)
-        try:
-            servable = self._loader(name, ventry.version, path)
-        except ServingError as exc:
-            self._fail(name, entry, ventry, exc.code, exc.message)
-            return
-        except Exception as exc:  # a loader bug must not kill the loading thread
-            log.exception("loading %s version %s", name, ventry.version)
-            self._fail(name, entry, ventry, "UNKNOWN", str(exc))
-            return
+        attempt = 0
+        while True:
+            try:
+                servable = self._loader(name, ventry.version, path)
+                break
+            except ServingError as exc:
+                code, message = exc.code, exc.message
+            except Exception as exc:  # a loader bug must not kill the loading thread
+                log.exception("loading %s version %s", name, ventry.version)
+                code, message = "UNKNOWN", str(exc)
+            if attempt >= self._load_retries or not self._still_loading(name, entry, ventry):
+                self._fail(name, entry, ventry, code, message)
+                return
+            attempt += 1
+            log.warning(
+                "Retrying load on servable version {name: %s version: %s} (retry %d of %d): %s",
+                name,
+                ventry.version,
+                attempt,
+                self._load_retries,
+                message,
+            )
+            with self._lock:
+                self._changed.wait_for(lambda: self._closed, timeout=self._load_retry_interval)
         with self._lock:
             if self._closed or self._models.get(name) is not entry or ventry.state != "LOADING":
                 servable.close()
@@ -193,6 +214,10 @@ class ServerCore:
             log.info("Successfully loaded servable version {name: %s version: %s}", name, ventry.version)
             self._changed.notify_all()
         self.poll_filesystem()  # unload versions the new one replaces
+
+    def _still_loading(self, name: str, entry: ModelEntry, ventry: VersionEntry) -> bool:
+        with self._lock:
+            return not self._closed and self._models.get(name) is entry and ventry.state == "LOADING"
 
     def _fail(self, name: str, entry: ModelEntry, ventry: VersionEntry, code: str, message: str) -> None:
         log.error("%s", message)
@@ -252,10 +277,12 @@ class ServerCore:
             raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
         return version
 
-    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[VersionEntry]:
-        """GetModelStatus: the version rows, newest first (TF Serving's order)."""
-        if label:
-            version = self.version_for_label(model, label)
+    def status(self, model: str, version: int | None = None) -> list[VersionEntry]:
+        """GetModelStatus: one version's row, or every version newest first (TF Serving's order).
+
+        There is no label parameter: ``GetModelStatusImpl::GetModelStatusWithModelSpec`` only
+        looks at ``model_spec.version``, so a request by label gets every version.
+        """
         with self._lock:
             entry = self._models.get(model)
             versions = entry.versions if entry is not None else self._retired.get(model, {})

@@ -32,6 +32,11 @@ class ServeOptions:
     batching_parameters_file: str = ""
     enable_batching: bool = False
     grpc_channel_arguments: str = ""
+    grpc_socket_path: str = ""
+    enable_serialization_as_tensor_content: bool = False
+    enable_signature_method_name_check: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     ssl_config_file: str = ""
     saved_model_tags: str = "serve"
     enable_model_warmup: bool = True
@@ -60,13 +65,10 @@ _TYPES: dict[str, type] = {
 }
 # Accepted, no effect here (runtime tuning of the C++ server).
 _HARMLESS: dict[str, type] = {
-    "max_num_load_retries": int,
-    "load_retry_interval_micros": int,
     "flush_filesystem_caches": bool,
     "num_load_threads": int,
     "num_unload_threads": int,
     "per_process_gpu_memory_fraction": float,
-    "enable_signature_method_name_check": bool,
     "xla_cpu_compilation_enabled": bool,
     "enable_profiler": bool,
     "remove_unused_fields_from_bundle_metagraph": bool,
@@ -74,18 +76,23 @@ _HARMLESS: dict[str, type] = {
     "skip_initialize_tpu": bool,
     "mixed_precision": str,
     "enable_grpc_healthcheck_service": bool,
-    "allow_version_labels": bool,
-    "response_tensor_serialization_option": str,
+    "num_request_iterations_for_warmup": int,
+    "num_tflite_interpreters_per_pool": int,
+    "num_tflite_pools": int,
+    "xla_gpu_compilation_enabled": bool,
 }
-# Accepted only at their default (the feature is not implemented here).
+# Accepted only at their default (the feature is not implemented here). With the
+# options above this is every flag of tensorflow_serving/model_servers/main.cc
+# (plus use_tflite_model, renamed prefer_tflite_model in later releases); any
+# other flag is refused as unknown, as tensorflow::Flags::Parse does.
 _UNSUPPORTED: dict[str, tuple[type, Any, str]] = {
     "platform_config_file": (str, "", "custom platform configs; use --model_config_file"),
-    "grpc_socket_path": (str, "", "UNIX-socket gRPC"),
     "prefer_tflite_model": (bool, False, "TFLite models"),
     "use_tflite_model": (bool, False, "TFLite models"),
     "use_alts_credentials": (bool, False, "ALTS credentials"),
     "thread_pool_factory_config_file": (str, "", "custom thread pools"),
-    "tensorflow_use_tfrt": (bool, False, "the TFRT runtime"),
+    "tensorflow_session_config_file": (str, "", "a custom SessionConfig file"),
+    "enable_per_model_batching_parameters": (bool, False, "per-model batching_params.pbtxt files"),
 }
 
 _TRUE = {"true", "1", "yes"}
@@ -158,9 +165,10 @@ def _validate(options: ServeOptions) -> None:
         value = getattr(options, flag)
         if not 0 <= value <= 65535:
             raise InvalidInput(f"--{flag}: {value} is not a TCP port")
-    if options.port == 0:
-        raise InvalidInput("--port: the gRPC port must be set (non-zero)")
-    if options.port == options.rest_api_port:
+    if options.port == 0 and not options.grpc_socket_path:
+        # Server::BuildAndStart's rule.
+        raise InvalidInput("--port: at least one of --port or --grpc_socket_path must be set")
+    if options.port and options.port == options.rest_api_port:
         raise InvalidInput(f"--port and --rest_api_port are both {options.port}: they must differ")
     if options.model_config_file and options.model_base_path:
         raise InvalidInput("--model_config_file and --model_base_path are mutually exclusive")
@@ -168,7 +176,25 @@ def _validate(options: ServeOptions) -> None:
         raise InvalidInput("give --model_config_file, or --model_name and --model_base_path")
     if options.rest_api_timeout_in_ms < 0:
         raise InvalidInput("--rest_api_timeout_in_ms: must be >= 0")
+    if (
+        options.tensorflow_intra_op_parallelism > 0
+        and options.tensorflow_inter_op_parallelism > 0
+        and options.tensorflow_session_parallelism > 0
+    ):
+        # Server::BuildAndStart refuses the three together.
+        raise InvalidInput(
+            "--tensorflow_session_parallelism, --tensorflow_intra_op_parallelism and "
+            "--tensorflow_inter_op_parallelism: configure the first or the other two, not all three"
+        )
     options.channel_arguments()
+
+
+def session_threads(options: ServeOptions) -> tuple[int, int]:
+    """(intra, inter) op threads as ``Server::BuildAndStart`` picks them (0: TensorFlow's default):
+    intra/inter when either is set, else ``--tensorflow_session_parallelism`` for both."""
+    if options.tensorflow_intra_op_parallelism > 0 or options.tensorflow_inter_op_parallelism > 0:
+        return options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
+    return options.tensorflow_session_parallelism, options.tensorflow_session_parallelism
 
 
 def resolve_path(path: str, fs_root: str | None = None) -> str:

@@ -74,6 +74,21 @@ def version_dirs(names: Iterable[str]) -> list[int]:
     return sorted({int(n) for n in names if n.isdigit()})
 
 
+def unsupported_base_path(base_path: str) -> str | None:
+    """Why TF Serving cannot read ``base_path``, or None.
+
+    ``tensorflow_model_server`` 2.7 and later is built without TensorFlow's S3 file system
+    (tensorflow/serving#1963): an ``s3://`` base path never finds a version, and
+    ``FileSystemStoragePathSource`` logs this error on every poll.
+    """
+    if base_path.startswith("s3://"):
+        return (
+            f"Could not find base path {base_path} with error UNIMPLEMENTED: File system scheme 's3' "
+            f"not implemented (file: '{base_path}')"
+        )
+    return None
+
+
 def check_labels(
     model: str,
     new_labels: Mapping[str, int],
@@ -83,17 +98,18 @@ def check_labels(
 ) -> None:
     """TF Serving's label rule; raises ``ServingError`` FAILED_PRECONDITION/INVALID_ARGUMENT.
 
-    A label may only point at an AVAILABLE version. With
-    ``--allow_version_labels_for_unavailable_models`` a label that is *new* for the
-    model may point at any version; moving an existing label still needs the target
-    AVAILABLE, so a version swap never leaves a label pointing at nothing.
+    ``ServerCore::UpdateModelVersionLabelMap``: every label of the new config must point at
+    a version that is AVAILABLE now (labels are assigned before the config's models load).
+    With ``--allow_version_labels_for_unavailable_models`` a label may point at any version
+    when it is new for the model or already points at that version; moving an existing
+    label to a version that is not AVAILABLE still fails the whole reload.
     """
     for label, version in sorted(new_labels.items()):
         try:
             validate_label_name(label)
         except InvalidInput as exc:
             raise ServingError("INVALID_ARGUMENT", f"model {model}: {exc}") from exc
-        if allow_unavailable and label not in old_labels:
+        if allow_unavailable and old_labels.get(label, version) == version:
             continue
         if states.get(version) != "AVAILABLE":
             raise ServingError(

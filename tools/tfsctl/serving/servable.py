@@ -67,8 +67,10 @@ class Servable:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         batcher: BatchScheduler | None = None,
+        method_name_check: bool = False,
     ) -> None:
         tf = import_tensorflow()
+        self.method_name_check = method_name_check
         self.name = name
         self.version = version
         self.path = path
@@ -88,10 +90,10 @@ class Servable:
             raise ServingError(
                 _tf_code(exc), f"Loading servable: {{name: {name} version: {version}}} failed: {_msg(exc)}"
             ) from exc
-        # TF2 SavedModels carry their init op as a pseudo-signature; TF Serving hides it.
-        self.signatures: dict[str, Any] = {
-            k: v for k, v in meta_graph.signature_def.items() if k != "__saved_model_init_op"
-        }
+        # Every SignatureDef of the meta graph, TF2's "__saved_model_init_op" pseudo-signature too:
+        # TF Serving lists it in metadata (servables/tensorflow/testdata/
+        # saved_model_half_plus_two_tf2_2_versions_metadata.json has it).
+        self.signatures: dict[str, Any] = dict(meta_graph.signature_def.items())
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...], int], Any] = {}
         self._callables_lock = threading.Lock()
 
@@ -102,16 +104,34 @@ class Servable:
 
     # ------------------------------------------------------------------ signatures
     def signature(self, name: str, method: str | None = None) -> Any:
+        """The SignatureDef a request names. Predict (``method`` None) follows predict_util.cc;
+        classify/regress follow classifier.cc/regressor.cc: the method_name is only checked with
+        --enable_signature_method_name_check (off by default: TF2 exports say "predict"
+        everywhere), otherwise the signature's shape is (PreProcessClassification/Regression)."""
         key = name or DEFAULT_SIGNATURE
         sig = self.signatures.get(key)
         if sig is None:
-            raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{key}" not found.')
-        if method is not None and sig.method_name != method:
-            kind = "classification" if method == CLASSIFY else "regression"
+            if method is None:
+                raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{key}" not found.')
+            raise ServingError("INVALID_ARGUMENT", f"No signature was found with the name: {key}")
+        if method is None:
+            return sig
+        kind = "classification" if method == CLASSIFY else "regression"
+        if self.method_name_check and sig.method_name != method:
             raise ServingError(
                 "INVALID_ARGUMENT",
                 f"Expected {kind} signature method_name to be {method}. Was: {sig.method_name}",
             )
+        if len(sig.inputs) != 1:
+            raise ServingError("INVALID_ARGUMENT", "Expected one input Tensor.")
+        if method == CLASSIFY and len(sig.outputs) not in (1, 2):
+            raise ServingError(
+                "INVALID_ARGUMENT", f"Expected one or two output Tensors, found {len(sig.outputs)}"
+            )
+        if method == REGRESS and len(sig.outputs) != 1:
+            raise ServingError("INVALID_ARGUMENT", "Expected one output Tensor.")
+        if "inputs" not in sig.inputs:
+            raise ServingError("INVALID_ARGUMENT", f"No {kind} inputs found in SignatureDef: {sig}")
         return sig
 
     def input_dtypes(self, signature: str) -> dict[str, int]:

@@ -33,7 +33,7 @@ from tfsctl.serving.batching import BatchingParameters, load_batching_parameters
 from tfsctl.serving.config import ServerConfig
 from tfsctl.serving.core import ServerCore
 from tfsctl.serving.examples import to_example
-from tfsctl.serving.flags import ServeOptions, resolve_path
+from tfsctl.serving.flags import ServeOptions, resolve_path, session_threads
 from tfsctl.serving.metrics import Metrics
 from tfsctl.serving.rules import CODE_NUMBERS, ServingError
 from tfsctl.serving.tls import SSLConfig, load_ssl_config, server_credentials
@@ -53,10 +53,13 @@ _STATUS_RE = re.compile(
 class Service:
     """Transport-independent request handling over a ``ServerCore``."""
 
-    def __init__(self, core: ServerCore, metrics: Metrics, timeout_ms: int = 0) -> None:
+    def __init__(
+        self, core: ServerCore, metrics: Metrics, timeout_ms: int = 0, tensor_content: bool = False
+    ) -> None:
         self.core = core
         self.metrics = metrics
         self.timeout_ms = timeout_ms
+        self.tensor_content = tensor_content
 
     def timed(self, model: str, api: str, entrypoint: str, call: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -92,12 +95,15 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
     from tfsctl.serving.protos import (
         classification_pb2,
         get_model_status_pb2,
+        inference_pb2,
         model_management_pb2,
         model_service_pb2_grpc,
         predict_pb2,
         prediction_service_pb2_grpc,
         regression_pb2,
     )
+    from tfsctl.serving.servable import CLASSIFY as CLASSIFY_METHOD
+    from tfsctl.serving.servable import REGRESS as REGRESS_METHOD
     from tfsctl.serving.servable import examples_of
 
     def abort(context: Any, exc: ServingError) -> None:
@@ -110,6 +116,10 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
         if choice == "version_label":
             return None, spec.version_label
         return None, None
+
+    # predict_util.cc: kAsProtoField (float_val, int64_val...) unless
+    # --enable_serialization_as_tensor_content selects kAsProtoContent.
+    typed_fields = not service.tensor_content
 
     class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request: Any, context: Any) -> Any:
@@ -130,7 +140,7 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
                 response.model_spec.version.value = servable.version
                 response.model_spec.signature_name = signature
                 for k, v in outputs.items():
-                    response.outputs[k].CopyFrom(tensors.to_tensor_proto(v))
+                    response.outputs[k].CopyFrom(tensors.to_tensor_proto(v, as_proto_field=typed_fields))
                 return response
 
             try:
@@ -200,11 +210,66 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
             except ServingError as exc:
                 abort(context, exc)
 
+        def MultiInference(self, request: Any, context: Any) -> Any:
+            """multi_inference.cc: classify/regress tasks on one model, one pass over the input."""
+            first = request.tasks[0].model_spec if request.tasks else None
+            name = first.name if first is not None else ""
+
+            def call() -> Any:
+                if first is None:
+                    raise ServingError(
+                        "INVALID_ARGUMENT", "MultiInferenceRequest must specify at least one task"
+                    )
+                version, label = spec_of(first)
+                seen: set[str] = set()
+                for task in request.tasks:
+                    if not task.model_spec.name:
+                        raise ServingError("INVALID_ARGUMENT", "Found ModelSpec with an empty model name.")
+                    if task.model_spec.name != name:
+                        raise ServingError(
+                            "INVALID_ARGUMENT",
+                            "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+                        )
+                    signature = task.model_spec.signature_name or "serving_default"
+                    if signature in seen:
+                        raise ServingError(
+                            "INVALID_ARGUMENT", f"Duplicate evaluation of signature: {signature}"
+                        )
+                    seen.add(signature)
+                    if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+                        raise ServingError(
+                            "UNIMPLEMENTED", f"Unsupported signature method_name: {task.method_name}"
+                        )
+                servable = service.core.servable(name, version, label)
+                examples, ctx = examples_of(request.input)
+                response = inference_pb2.MultiInferenceResponse()
+                for task in request.tasks:
+                    result = response.results.add()
+                    result.model_spec.name = name
+                    result.model_spec.version.value = servable.version
+                    result.model_spec.signature_name = task.model_spec.signature_name or "serving_default"
+                    if task.method_name == CLASSIFY_METHOD:
+                        for row in servable.classify(task.model_spec.signature_name, examples, ctx):
+                            out = result.classification_result.classifications.add()
+                            for cls_label, score in row:
+                                item = out.classes.add()
+                                item.label, item.score = cls_label, score
+                    else:
+                        for value in servable.regress(task.model_spec.signature_name, examples, ctx):
+                            result.regression_result.regressions.add().value = value
+                return response
+
+            try:
+                return service.timed(name, "multi_inference", "GRPC", call)
+            except ServingError as exc:
+                abort(context, exc)
+
     class Models(model_service_pb2_grpc.ModelServiceServicer):
         def GetModelStatus(self, request: Any, context: Any) -> Any:
-            version, label = spec_of(request.model_spec)
+            version, _label = spec_of(request.model_spec)
             try:
-                rows = service.core.status(request.model_spec.name, version, label)
+                # GetModelStatusWithModelSpec ignores version_label: a label gets every version.
+                rows = service.core.status(request.model_spec.name, version)
             except ServingError as exc:
                 abort(context, exc)
             response = get_model_status_pb2.GetModelStatusResponse()
@@ -219,6 +284,12 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
         def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:
             response = model_management_pb2.ReloadConfigResponse()
             try:
+                if request.config.WhichOneof("config") != "model_config_list":
+                    raise ServingError(
+                        "INVALID_ARGUMENT",
+                        "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                        "Only ModelConfigList is currently supported",
+                    )
                 try:
                     config = ServerConfig.from_proto(request.config, "ReloadConfigRequest")
                 except InvalidInput as exc:
@@ -226,7 +297,7 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
                 service.core.apply_config(config)
                 log.info("Reloaded model config: %s", ", ".join(sorted(config.models)) or "(none)")
             except ServingError as exc:
-                log.error("HandleReloadConfigRequest failed: %s", exc)
+                log.error("ReloadConfig failed: %s", exc.message)  # ModelServiceImpl's line
                 abort(context, exc)
             return response
 
@@ -248,12 +319,17 @@ def start_grpc(service: Service, port: int, options: ServeOptions, tls: SSLConfi
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)
     address = f"0.0.0.0:{port}"
-    if tls is None:
-        bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, server_credentials(tls))
-    if bound == 0:
-        raise ToolkitError(f"--port: cannot bind gRPC port {port}")
+    addresses = [(address, "--port", f"gRPC port {port}")] if port else []
+    if options.grpc_socket_path:  # Server::BuildAndStart: "unix:" + path, same credentials
+        socket_path = resolve_path(options.grpc_socket_path)
+        addresses.append((f"unix:{socket_path}", "--grpc_socket_path", f"UNIX socket {socket_path}"))
+    for where, flag, what in addresses:
+        if tls is None:
+            bound = server.add_insecure_port(where)
+        else:
+            bound = server.add_secure_port(where, server_credentials(tls))
+        if bound == 0:
+            raise ToolkitError(f"{flag}: cannot bind {what}")
     server.start()
     return server
 
@@ -385,7 +461,7 @@ class RestHandler(BaseHTTPRequestHandler):
                         lambda: service.metadata_proto(model, version, label),
                     )
                 )
-            rows = service.core.status(model, version, label)
+            rows = service.core.status(model, version)  # /labels/<l>: every version, as gRPC
             doc = {
                 "model_version_status": [
                     {
@@ -587,9 +663,9 @@ def _make_loader(
             version,
             path,
             tags,
-            options.tensorflow_intra_op_parallelism,
-            options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism,
+            *session_threads(options),
             batcher,
+            options.enable_signature_method_name_check,
         )
         if options.enable_model_warmup:
             try:
@@ -638,7 +714,12 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
     batcher = BatchScheduler(batching) if batching is not None else None
     if batching is not None:
         log.info("Batching: %s", batching)
-    core = ServerCore(_make_loader(options, batcher), options.allow_version_labels_for_unavailable_models)
+    core = ServerCore(
+        _make_loader(options, batcher),
+        options.allow_version_labels_for_unavailable_models,
+        load_retries=options.max_num_load_retries,
+        load_retry_interval=options.load_retry_interval_micros / 1e6,
+    )
 
     def close_core() -> None:
         core.close()
@@ -663,9 +744,14 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
         return 0
 
     metrics = Metrics(extra=batcher.stats.render if batcher is not None else None)
-    service = Service(core, metrics, options.rest_api_timeout_in_ms)
+    service = Service(
+        core, metrics, options.rest_api_timeout_in_ms, options.enable_serialization_as_tensor_content
+    )
     grpc_server = start_grpc(service, options.port, options, tls)
-    log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+    if options.port:
+        log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+    if options.grpc_socket_path:
+        log.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
     if tls is not None:
         log.info(
             "gRPC uses TLS from --ssl_config_file (client certificates %s); REST stays plain HTTP "
@@ -736,12 +822,16 @@ def _config_poll(options: ServeOptions, core: ServerCore) -> Callable[[], None]:
     last_error: list[str] = [""]
 
     def poll() -> None:
+        # Server::PollFilesystemAndReloadConfig's two log lines: the file, then the reload.
         try:
             config = _read_config(options)
             core.apply_config(config)
         except (ServingError, ToolkitError) as exc:
             if str(exc) != last_error[0]:
-                log.error("Failed to reload model config %s: %s", options.model_config_file, exc)
+                if isinstance(exc, ServingError):
+                    log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc.message)
+                else:
+                    log.error("Failed to read ModelServerConfig file: %s", exc)
             last_error[0] = str(exc)
             return
         if last_error[0]:

@@ -79,8 +79,12 @@ def to_array(value: Any, dtype: int | None = None, name: str = "tensor") -> np.n
     return array
 
 
-def to_tensor_proto(value: Any, dtype: int | None = None, name: str = "tensor") -> Any:
-    """A ``TensorProto`` holding ``value``."""
+def to_tensor_proto(
+    value: Any, dtype: int | None = None, name: str = "tensor", *, as_proto_field: bool = False
+) -> Any:
+    """A ``TensorProto`` holding ``value``: in ``tensor_content``, or with ``as_proto_field`` in the
+    typed value field of its dtype (``float_val``, ``int64_val``...), as TF Serving's predict
+    responses are by default (``PredictResponseTensorSerializationOption::kAsProtoField``)."""
     array = value if isinstance(value, np.ndarray) and dtype is None else to_array(value, dtype, name)
     proto = tensor_pb2.TensorProto()
     for size in array.shape:
@@ -92,6 +96,13 @@ def to_tensor_proto(value: Any, dtype: int | None = None, name: str = "tensor") 
     if array.dtype not in _FROM_NUMPY:
         array = array.astype(np.float32) if array.dtype.kind == "f" else array.astype(np.int64)
     proto.dtype = _FROM_NUMPY[array.dtype]
+    if as_proto_field:
+        flat = np.ascontiguousarray(array).ravel()
+        if proto.dtype == types_pb2.DT_HALF:
+            proto.half_val.extend(flat.view(np.uint16).tolist())
+        else:
+            getattr(proto, _DTYPES[proto.dtype][1]).extend(flat.tolist())
+        return proto
     proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
     return proto
 
