@@ -342,7 +342,12 @@ def validate(
     from tfsctl.release import ops
 
     report = ops.validate(list(values_files), list(sets), model_repo, model_config)
-    lines = [f"checked {c}" for c in report.checked] + [f"problem: {p}" for p in report.problems]
+    lines = [f"checked {c}" for c in report.checked]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:
-        raise CheckFailed(f"{len(report.problems)} problem(s); first: {report.problems[0]}")
+        # Each problem once: the first on the error line, every one with -v (and in -o json).
+        more = len(report.problems) - 1
+        raise CheckFailed(
+            report.problems[0] + (f" (and {more} more problem(s): -v or -o json lists them)" if more else ""),
+            detail="\n".join(f"problem: {p}" for p in report.problems) if more else None,
+        )

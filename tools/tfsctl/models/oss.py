@@ -90,7 +90,7 @@ def load_credentials(
 
 def _from_profile(path: Path, profile: str | None) -> Credentials:
     if not path.is_file():
-        raise InvalidInput(f"--config-file {path}: no such file")
+        raise NotFound(f"--config-file {path}: no such file")
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
@@ -140,61 +140,47 @@ def make_bucket(credentials: Credentials, bucket: str, *, timeout: float = 30.0)
     return oss2.Bucket(auth, endpoint, bucket, connect_timeout=timeout, enable_crc=True)
 
 
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "SecurityTokenExpired",
+    "InvalidSecurityToken",
+}
+
+
 def translate(exc: Exception, what: str) -> ToolkitError:
-    """An oss2 or requests error as a one-line toolkit error about ``what``."""
+    """An oss2 or requests error as a one-line toolkit error about ``what``: OSS's own code and
+    message kept, with what to check; the request id and raw error behind ``-v``."""
     import oss2
 
+    detail = repr(exc)
     if isinstance(exc, oss2.exceptions.InconsistentError):
         from tfsctl.errors import CheckFailed
 
-        return CheckFailed(f"{what}: CRC64 mismatch between client and OSS (request {exc.request_id})")
+        return CheckFailed(
+            f"{what}: CRC64 mismatch between client and OSS (request {exc.request_id}): run it again",
+            detail=detail,
+        )
     if isinstance(exc, oss2.exceptions.NoSuchBucket):
-        return NotFound(f"{what}: bucket does not exist")
+        return NotFound(f"{what}: bucket does not exist (check the bucket name and the endpoint's region)")
     if isinstance(exc, oss2.exceptions.NotFound):
-        return NotFound(f"{what}: not found ({exc.code})")
+        return NotFound(f"{what}: not found ({exc.code})", detail=detail)
     if isinstance(exc, oss2.exceptions.RequestError):
-        return Unavailable(f"{what}: cannot reach OSS endpoint ({type(exc.exception).__name__})")
+        return Unavailable(
+            f"{what}: cannot reach the OSS endpoint ({type(exc.exception).__name__}): check the endpoint "
+            "in the credentials and the network",
+            detail=detail,
+        )
     if isinstance(exc, oss2.exceptions.OssError):
         message = (exc.message or "").splitlines()[0] if exc.message else ""
-        return ToolkitError(f"{what}: OSS {exc.status} {exc.code}: {message}".rstrip(": "))
-    return ToolkitError(f"{what}: {exc}")
-
-
-class OssStore:
-    """Read-only view of the objects under one prefix (the repository validator's ``Store``).
-
-    ``entries()`` maps keys relative to the prefix to sizes; keys ending in
-    ``/`` are directory marker objects.
-    """
-
-    def __init__(self, bucket: Any, url: OssUrl) -> None:
-        self.bucket = bucket
-        self.url = url
-
-    def _full(self, rel: str) -> str:
-        return self.url.key(rel) + ("/" if rel.endswith("/") else "")
-
-    def display(self, rel: str = "") -> str:
-        return f"{SCHEME}{self.url.bucket}/{self._full(rel)}" if (self.url.prefix or rel) else str(self.url)
-
-    def entries(self) -> dict[str, int]:
-        import oss2
-
-        base = self.url.prefix + "/" if self.url.prefix else ""
-        found: dict[str, int] = {}
-        try:
-            for obj in oss2.ObjectIteratorV2(self.bucket, prefix=base):
-                rel = obj.key[len(base) :]
-                if rel:
-                    found[rel] = int(obj.size)
-        except oss2.exceptions.OssError as exc:
-            raise translate(exc, str(self.url)) from None
-        return found
-
-    def read(self, rel: str) -> bytes:
-        import oss2
-
-        try:
-            return bytes(self.bucket.get_object(self._full(rel)).read())
-        except oss2.exceptions.OssError as exc:
-            raise translate(exc, self.display(rel)) from None
+        line = f"{what}: OSS {exc.status} {exc.code}: {message}".rstrip(": ")
+        if exc.code in _CREDENTIAL_CODES:
+            return Unavailable(
+                f"{line}; check the access key ({ENV_ID} or --profile/--config-file)", detail=detail
+            )
+        if exc.code == "AccessDenied":
+            return Unavailable(
+                f"{line}; the key's RAM policy must allow this bucket and prefix", detail=detail
+            )
+        return ToolkitError(line, detail=detail)
+    return ToolkitError(f"{what}: {exc}", detail=detail)

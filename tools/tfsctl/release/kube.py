@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tfsctl.errors import Conflict, NotFound, ToolkitError, Unavailable
+from tfsctl.errors import Conflict, ExitStatus, NotFound, ToolkitError, Unavailable
 from tfsctl.release import history
 from tfsctl.release.helm import HelmAdapter
 from tfsctl.release.history import PromotionRecord
@@ -56,16 +56,38 @@ def fullname(release: str, values: dict[str, Any]) -> str:
     return full[:63].rstrip("-")
 
 
+def status_message(exc: Any) -> str:
+    """The API server's ``Status.message`` of an ApiException (what it says is wrong), else reason."""
+    import json
+
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or f"HTTP {exc.status}")
+
+
 def translate(exc: Exception, what: str) -> ToolkitError:
+    """An error of the kubernetes client as a toolkit error: the API server's Status.message kept."""
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
+        detail = f"{exc.status} {exc.reason}: {exc.body}"
         if exc.status == 404:
-            return NotFound(f"{what}: not found")
+            return NotFound(f"{what}: not found", detail=detail)
         if exc.status == 409:
-            return Conflict(f"{what}: conflict ({exc.reason})")
-        return ToolkitError(f"{what}: {exc.status} {exc.reason}")
-    return Unavailable(f"{what}: cannot reach the cluster ({type(exc).__name__}: {exc})")
+            return Conflict(f"{what}: {status_message(exc)}", detail=detail)
+        if exc.status in (401, 403):
+            return Unavailable(
+                f"{what}: the API server refused: {status_message(exc)} (check the kubeconfig's user)",
+                detail=detail,
+            )
+        if exc.status == 422:
+            return ToolkitError(f"{what}: {status_message(exc)}", exit_status=ExitStatus.USAGE, detail=detail)
+        return ToolkitError(f"{what}: {exc.status} {status_message(exc)}", detail=detail)
+    reason = getattr(exc, "reason", None) or exc
+    return Unavailable(f"{what}: cannot reach the cluster ({reason})", detail=repr(exc))
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,12 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
         assert target.endpoints is not None
         yield EndpointStore(target.model_config, parse_endpoints(target.endpoints))
         return
-    from tfsctl.kubeclient import api_client
+    from tfsctl.kubeclient import connect
     from tfsctl.release.helm import HelmAdapter, helm_client
     from tfsctl.release.kube import KubeAdapter, ReleaseStore
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
-    api = api_client(kubeconfig)
+    api = connect(kubeconfig)
     assert target.release is not None
     with asyncio.Runner() as runner:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
@@ -260,11 +260,13 @@ def deploy(
     lock_timeout: float = 30.0,
     create_namespace: bool = False,
 ) -> DeployResult:
+    from tfsctl.kubeclient import connect
     from tfsctl.release.helm import HelmAdapter, helm_client
 
     if not target.release:
         raise InvalidInput("--release is required")
     kubeconfig = target.kubeconfig or paths.kubeconfig()
+    api = connect(kubeconfig)
 
     async def run() -> DeployResult:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
@@ -301,11 +303,10 @@ def deploy(
 
     if dry_run:
         return asyncio.run(run())
-    from tfsctl.kubeclient import api_client
     from tfsctl.release.kube import KubeAdapter, lease_name
 
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
-    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
+    kube = KubeAdapter(api, target.namespace)
     if create_namespace:
         kube.ensure_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
@@ -416,8 +417,11 @@ def _template_problems(values: dict[str, Any]) -> list[str]:
         return ["helm template did not finish within 60s"]
     if proc.returncode == 0:
         return []
-    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    return [f"chart rules: {lines[-1] if lines else 'helm template failed'}"]
+    from tfsctl.release.helm import cause
+
+    line, detail = cause(proc.stderr)
+    log.info("helm template: %s", detail)
+    return [line or f"helm template failed with status {proc.returncode}"]
 
 
 def _model_config_problems(path: Path) -> list[str]:
