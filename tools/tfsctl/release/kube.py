@@ -96,7 +96,8 @@ class PodInfo:
     ip: str | None
     node: str | None
     ready: bool
-    phase: str
+    phase: str  # the pod's phase, or "Terminating" once it is being deleted
+    age_seconds: float | None = None
 
 
 class KubeAdapter:
@@ -173,13 +174,15 @@ class KubeAdapter:
             f"pods of {release}", self.core.list_namespaced_pod, self.namespace, label_selector=selector
         ).items
         out = []
+        now = dt.datetime.now(dt.timezone.utc)
         for p in items:
             ready = any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            phase = p.status.phase or ""
             if p.metadata.deletion_timestamp is not None:
-                ready = False
-            out.append(
-                PodInfo(p.metadata.name, p.status.pod_ip, p.spec.node_name, ready, p.status.phase or "")
-            )
+                ready, phase = False, "Terminating"
+            created = p.metadata.creation_timestamp
+            age = (now - created).total_seconds() if created is not None else None
+            out.append(PodInfo(p.metadata.name, p.status.pod_ip, p.spec.node_name, ready, phase, age))
         return sorted(out, key=lambda p: p.name)
 
     def ready_endpoints(self, full: str) -> list[tuple[str, str, str | None]]:
