@@ -8,6 +8,7 @@ Adapters translate library errors (helm, kubernetes, grpc, oss2) into these;
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 
 class ExitStatus(enum.IntEnum):
@@ -115,3 +116,11 @@ class CheckFailed(ToolkitError):
     """A verification (autoscaling, thresholds, fleet consistency) did not hold."""
 
     exit_status = ExitStatus.CHECK_FAILED
+
+
+def first_of(problems: Sequence[object]) -> CheckFailed:
+    """One line for several findings: the first, how many more, and every one behind ``-v``."""
+    more = len(problems) - 1
+    suffix = f" (and {more} more problem(s): -v or -o json lists them)" if more > 0 else ""
+    detail = "\n".join(f"problem: {p}" for p in problems) if more > 0 else None
+    return CheckFailed(f"{problems[0]}{suffix}", detail=detail)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tfsctl.errors import CheckFailed
+from tfsctl.errors import CheckFailed, first_of
 
 OUTPUT = click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -372,9 +372,4 @@ def validate(
     lines = [f"checked {c}" for c in report.checked]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:
-        # Each problem once: the first on the error line, every one with -v (and in -o json).
-        more = len(report.problems) - 1
-        raise CheckFailed(
-            report.problems[0] + (f" (and {more} more problem(s): -v or -o json lists them)" if more else ""),
-            detail="\n".join(f"problem: {p}" for p in report.problems) if more else None,
-        )
+        raise first_of(report.problems)  # each problem once: the first here, all with -v

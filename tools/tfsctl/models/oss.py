@@ -75,6 +75,8 @@ def load_credentials(
     """
     env = os.environ if environ is None else environ
     path = (config_file or Path(env.get(ENV_CONFIG, "") or DEFAULT_CONFIG)).expanduser()
+    if config_file is not None and not path.is_file():
+        raise NotFound(f"--config-file {path}: no such file")
     if profile is None and env.get(ENV_ID):
         missing = [name for name in (ENV_SECRET, ENV_ENDPOINT) if not env.get(name)]
         if missing:

@@ -249,7 +249,7 @@ def load_values(
         except FileNotFoundError:
             raise NotFound(f"-f {f}: no such file") from None
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"-f {f}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+            raise InvalidInput(f"-f {f}: {_yaml_problem(exc)}", detail=str(exc)) from None
         if data is not None and not isinstance(data, dict):
             raise InvalidInput(f"-f {f}: top level must be a map")
         layers.append(data)
@@ -261,6 +261,14 @@ def load_values(
     for expr in set_json:
         values = apply_set(values, expr, kind="set-json")
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line 2, column 1: not valid YAML: <what the parser expected>``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"{where}not valid YAML: {problem}"
 
 
 @dataclass
@@ -449,6 +457,8 @@ def validate(
         report.checked.append("values: " + ", ".join(map(str, values_files)) + (" + --set" if sets else ""))
         try:
             values = load_values(values_files, sets)
+        except NotFound:
+            raise  # nothing to check: the file named is not there
         except ToolkitError as exc:
             report.problems.append(str(exc))
         else:
@@ -512,7 +522,7 @@ def _model_config_problems(path: Path) -> list[str]:
     try:
         config = ServerConfig.parse(Path(path).read_text(), source=str(path))
     except FileNotFoundError:
-        return [f"{path}: no such file"]
+        raise NotFound(f"--model-config {path}: no such file") from None
     except ToolkitError as exc:
         return [str(exc)]
     out = []
