@@ -121,6 +121,21 @@ class KubeAdapter:
         except Exception as exc:
             raise translate(exc, what) from None
 
+    def require_namespace(self) -> None:
+        """NotFound, saying how to create it, when the namespace does not exist."""
+        try:
+            self.core.read_namespace(self.namespace, _request_timeout=self.timeout)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 403:
+                return  # this user may not read namespaces; the release's own calls say more
+            err = translate(exc, f"namespace {self.namespace}")
+            if isinstance(err, NotFound):
+                raise NotFound(
+                    f"namespace {self.namespace} does not exist: pass --create-namespace, or "
+                    f"`kubectl create namespace {self.namespace}`"
+                ) from None
+            raise err from None
+
     def ensure_namespace(self, pod_security: str = "restricted") -> bool:
         """Create the namespace (PodSecurity ``pod_security`` enforced) unless it exists; True if created."""
         from kubernetes.client.rest import ApiException
@@ -252,7 +267,9 @@ class KubeAdapter:
             if time.monotonic() >= deadline:
                 raise Conflict(
                     f"a promotion of this release is in progress (Lease {self.namespace}/{name} held by "
-                    f"{current.spec.holder_identity}); waited {timeout:.0f}s"
+                    f"{current.spec.holder_identity}); waited {timeout:.0f}s: retry when it is done or "
+                    f"raise --lock-timeout (the Lease expires {current.spec.lease_duration_seconds}s "
+                    "after its holder stops renewing it)"
                 )
             time.sleep(1.0)
         stop = threading.Event()

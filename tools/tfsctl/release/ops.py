@@ -372,6 +372,8 @@ def deploy(
     kube = KubeAdapter(api, target.namespace)
     if create_namespace:
         kube.ensure_namespace()
+    else:
+        kube.require_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
         result = asyncio.run(run())
     if wait and values.get("models"):
