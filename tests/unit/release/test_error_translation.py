@@ -12,7 +12,8 @@ from tfsctl.release.ops import StatusReport
 
 TEMPLATE_FAILURE = (
     "Error: execution error at (tensorflow-serving/templates/deployment.yaml:1:4): "
-    "autoscaling.minReplicas (5) > autoscaling.maxReplicas (2)\n\nUse --debug flag to render out invalid YAML\n"
+    "autoscaling.minReplicas (5) > autoscaling.maxReplicas (2)\n\n"
+    "Use --debug flag to render out invalid YAML\n"
 )
 SCHEMA_FAILURE = (
     "Error: values don't meet the specifications of the schema(s) in the following chart(s):\n"
