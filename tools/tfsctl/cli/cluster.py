@@ -166,9 +166,9 @@ def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, outp
 def models_volume(directory: Path, name: str, labels: tuple[str, ...]) -> None:
     """Expose DIRECTORY (a model repository) to the cluster as a hostPath PersistentVolume."""
     from tfsctl.cluster.volumes import apply_models_pv, parse_labels
-    from tfsctl.kubeclient import api_client
+    from tfsctl.kubeclient import connect
 
     selected = parse_labels(labels)
-    phase = apply_models_pv(api_client(), name, directory, selected)
+    phase = apply_models_pv(connect(), name, directory, selected)
     shown = ",".join(f"{k}={v}" for k, v in selected.items())
     click.echo(f"persistentvolume/{name} ({shown}) -> {directory.resolve()}: {phase}")
