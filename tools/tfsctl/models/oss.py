@@ -186,3 +186,43 @@ def translate(exc: Exception, what: str) -> ToolkitError:
             )
         return ToolkitError(line, detail=detail)
     return ToolkitError(f"{what}: {exc}", detail=detail)
+
+
+class OssStore:
+    """Read-only view of the objects under one prefix (the repository validator's ``Store``).
+
+    ``entries()`` maps keys relative to the prefix to sizes; keys ending in
+    ``/`` are directory marker objects.
+    """
+
+    def __init__(self, bucket: Any, url: OssUrl) -> None:
+        self.bucket = bucket
+        self.url = url
+
+    def _full(self, rel: str) -> str:
+        return self.url.key(rel) + ("/" if rel.endswith("/") else "")
+
+    def display(self, rel: str = "") -> str:
+        return f"{SCHEME}{self.url.bucket}/{self._full(rel)}" if (self.url.prefix or rel) else str(self.url)
+
+    def entries(self) -> dict[str, int]:
+        import oss2
+
+        base = self.url.prefix + "/" if self.url.prefix else ""
+        found: dict[str, int] = {}
+        try:
+            for obj in oss2.ObjectIteratorV2(self.bucket, prefix=base):
+                rel = obj.key[len(base) :]
+                if rel:
+                    found[rel] = int(obj.size)
+        except oss2.exceptions.OssError as exc:
+            raise translate(exc, str(self.url)) from None
+        return found
+
+    def read(self, rel: str) -> bytes:
+        import oss2
+
+        try:
+            return bytes(self.bucket.get_object(self._full(rel)).read())
+        except oss2.exceptions.OssError as exc:
+            raise translate(exc, self.display(rel)) from None
