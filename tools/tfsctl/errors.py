@@ -33,7 +33,7 @@ class ExitStatus(enum.IntEnum):
 _MEANINGS = {
     ExitStatus.SUCCESS: "done",
     ExitStatus.ERROR: "unexpected failure (an internal error or a tool that failed in an unknown way)",
-    ExitStatus.USAGE: "a flag, file or value is wrong: the message names it",
+    ExitStatus.USAGE: "a flag, file, value or credential is wrong: the message names it",
     ExitStatus.NOT_FOUND: "a release, model, label, version or file does not exist",
     ExitStatus.UNAVAILABLE: "a cluster, server or bucket cannot be reached, or a version is not loaded",
     ExitStatus.TIMEOUT: "waited the whole --timeout without the change completing",

@@ -176,12 +176,13 @@ def translate(exc: Exception, what: str) -> ToolkitError:
     if isinstance(exc, oss2.exceptions.OssError):
         message = (exc.message or "").splitlines()[0] if exc.message else ""
         line = f"{what}: OSS {exc.status} {exc.code}: {message}".rstrip(": ")
+        # A wrong key or a policy that does not allow the bucket: configuration to change (exit 2).
         if exc.code in _CREDENTIAL_CODES:
-            return Unavailable(
+            return InvalidInput(
                 f"{line}; check the access key ({ENV_ID} or --profile/--config-file)", detail=detail
             )
         if exc.code == "AccessDenied":
-            return Unavailable(
+            return InvalidInput(
                 f"{line}; the key's RAM policy must allow this bucket and prefix", detail=detail
             )
         return ToolkitError(line, detail=detail)
