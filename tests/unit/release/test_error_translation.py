@@ -84,3 +84,57 @@ def test_an_unreachable_ready_replica_says_its_error_once() -> None:
     cell = _replica_cell(report.to_json()["replicas"][1])
     assert cell.count("connection refused") == 1
     assert not report.converging and len(report.disagreements) == 1
+
+
+class _Store:
+    """A ConfigStore with one model and one replica (endpoint mode: no pods)."""
+
+    def read(self):  # type: ignore[no-untyped-def]
+        from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
+
+        return ServerConfig({"m": ModelConfig("m", "/models/m", policy=VersionPolicy.specific(1))})
+
+    def repository_versions(self, model: str) -> None:
+        return None
+
+    def replicas(self) -> list[object]:
+        return []
+
+    def describe(self) -> str:
+        return "release ns/r"
+
+    def revision(self) -> None:
+        return None
+
+
+class _Fleet:
+    def observe(self, replicas: object, models: object) -> list[ReplicaObservation]:
+        return [READY]
+
+
+def test_wait_converged_returns_once_every_replica_is_ready() -> None:
+    import time
+
+    from tfsctl.release.ops import wait_converged
+
+    missing = iter(["1 of 2 pods Ready", None])
+    report = wait_converged(
+        _Store(),
+        _Fleet(),
+        time.monotonic() + 30,
+        lambda ready: next(missing),
+        poll=0.01,  # type: ignore[arg-type]
+    )
+    assert report.consistent
+
+
+def test_wait_converged_times_out_naming_what_is_missing() -> None:
+    import time
+
+    import pytest
+
+    from tfsctl.errors import Timeout
+    from tfsctl.release.ops import wait_converged
+
+    with pytest.raises(Timeout, match=r"release ns/r: not every pod is Ready .*\(1 of 2 pods Ready\)"):
+        wait_converged(_Store(), _Fleet(), time.monotonic(), lambda ready: "1 of 2 pods Ready", poll=0.01)  # type: ignore[arg-type]
