@@ -155,7 +155,7 @@ def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, outp
 
 
 @cluster.command("models-volume")
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--name", default=DEFAULT_PV_NAME, show_default=True, help="PersistentVolume name.")
 @click.option(
     "--label",
