@@ -12,6 +12,7 @@ import click
 
 from tfsctl import paths
 from tfsctl.cluster.volumes import DEFAULT_NAME as DEFAULT_PV_NAME
+from tfsctl.errors import NotFound
 
 if TYPE_CHECKING:
     from tfsctl.cluster.local import LocalCluster
@@ -155,7 +156,7 @@ def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, outp
 
 
 @cluster.command("models-volume")
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--name", default=DEFAULT_PV_NAME, show_default=True, help="PersistentVolume name.")
 @click.option(
     "--label",
@@ -169,6 +170,8 @@ def models_volume(directory: Path, name: str, labels: tuple[str, ...]) -> None:
     from tfsctl.kubeclient import connect
 
     selected = parse_labels(labels)
+    if not directory.is_dir():
+        raise NotFound(f"DIRECTORY {directory}: no such directory")
     phase = apply_models_pv(connect(), name, directory, selected)
     shown = ",".join(f"{k}={v}" for k, v in selected.items())
     click.echo(f"persistentvolume/{name} ({shown}) -> {directory.resolve()}: {phase}")
