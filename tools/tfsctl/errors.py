@@ -8,10 +8,11 @@ Adapters translate library errors (helm, kubernetes, grpc, oss2) into these;
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 
 class ExitStatus(enum.IntEnum):
-    """Process exit codes, stable for scripts and CI jobs."""
+    """Process exit codes, stable for scripts and CI jobs (``tfsctl --help`` prints the table)."""
 
     SUCCESS = 0
     ERROR = 1
@@ -23,16 +24,48 @@ class ExitStatus(enum.IntEnum):
     CHECK_FAILED = 7
     INTERRUPTED = 130
 
+    @property
+    def meaning(self) -> str:
+        """What a script may conclude from this status (one line, for the help epilog)."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitStatus.SUCCESS: "done",
+    ExitStatus.ERROR: "unexpected failure (an internal error or a tool that failed in an unknown way)",
+    ExitStatus.USAGE: "a flag, file, value or credential is wrong: the message names it",
+    ExitStatus.NOT_FOUND: "a release, model, label, version or file does not exist",
+    ExitStatus.UNAVAILABLE: "a cluster, server or bucket cannot be reached, or a version is not loaded",
+    ExitStatus.TIMEOUT: "waited the whole --timeout without the change completing",
+    ExitStatus.CONFLICT: "another operation holds the release (a promotion, a pending helm upgrade, an HPA)",
+    ExitStatus.CHECK_FAILED: "a check did not hold (values, fleet consistency, thresholds, autoscaling)",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_status_table() -> str:
+    """``code  meaning`` lines for every exit status, as ``tfsctl --help`` shows them."""
+    return "\n".join(f"{int(s):>3}  {s.meaning}" for s in ExitStatus)
+
 
 class ToolkitError(Exception):
-    """Base class: a one-line, user-facing message and an exit status."""
+    """Base class: a one-line, user-facing message and an exit status.
+
+    ``message`` is the single line a user sees: what is wrong, the value, file, flag, release,
+    pod or cluster to look at and, where there is one, the command that fixes it. ``detail`` is
+    what the adapter dropped to keep it one line (a tool's full stderr, a location); ``tfsctl
+    -v`` shows it.
+    """
 
     exit_status: ExitStatus = ExitStatus.ERROR
 
-    def __init__(self, message: str, *, exit_status: ExitStatus | None = None) -> None:
+    def __init__(
+        self, message: str, *, exit_status: ExitStatus | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         if exit_status is not None:
             self.exit_status = exit_status
+        self.detail = detail
 
 
 class InvalidInput(ToolkitError):
@@ -83,3 +116,11 @@ class CheckFailed(ToolkitError):
     """A verification (autoscaling, thresholds, fleet consistency) did not hold."""
 
     exit_status = ExitStatus.CHECK_FAILED
+
+
+def first_of(problems: Sequence[object]) -> CheckFailed:
+    """One line for several findings: the first, how many more, and every one behind ``-v``."""
+    more = len(problems) - 1
+    suffix = f" (and {more} more problem(s): -v or -o json lists them)" if more > 0 else ""
+    detail = "\n".join(f"problem: {p}" for p in problems) if more > 0 else None
+    return CheckFailed(f"{problems[0]}{suffix}", detail=detail)

@@ -300,7 +300,8 @@ class TestCli:
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", "wrong-secret-value")
         code, out, err = run_tfsctl(capsys, "models", "versions", DEST)
-        assert (code, out) == (1, "")
+        assert (code, out) == (2, "")
         assert err.startswith("tfsctl: error: oss://models/repo/fashion: OSS 403 SignatureDoesNotMatch")
+        assert "check the access key" in err and err.count("\n") == 1
         assert "wrong-secret-value" not in err and SECRET not in err
         assert server.keys() == []

@@ -153,7 +153,8 @@ def test_scale_sets_the_replica_count_through_the_release_values(release: Releas
     done = tfsctl(release.cluster, "scale", *release.flags, "--replicas", "3")
     assert done.returncode == 0, done.stderr
     assert "replicaCount 2 -> 3" in done.stdout
-    assert len(release.wait_ready(3)) == 3
+    # --wait (the default) returns once every pod is Ready and serving the config: no waiting here
+    assert len(release.ready_pods()) == len(release.all_pods()) == 3
     values = release.cluster.helm("get", "values", RELEASE, "-n", release.namespace, "-o", "json")
     assert json.loads(values.stdout)["replicaCount"] == 3
 
@@ -258,6 +259,8 @@ def test_a_second_promotion_or_a_scale_refuses_while_the_first_holds_the_lease(
     first = tfsctl_background(
         release.cluster, "promote", "fashion", "canary", "3", *release.flags, log=tmp_path / "first.log"
     )
+    started = [first]
+    second_log, scaled_log = tmp_path / "second.log", tmp_path / "scaled.log"
     try:
         wait_for(
             lambda: any(
@@ -268,18 +271,28 @@ def test_a_second_promotion_or_a_scale_refuses_while_the_first_holds_the_lease(
             what="the first promotion to take the Lease",
             interval=0.2,
         )
-        second = tfsctl(
-            release.cluster, "promote", "fashion", "stable", "2", *release.flags, "--lock-timeout", "2"
+        # Both at once, so both ask for the Lease while the first holds it (one after the other,
+        # their start-up alone can outlast a promotion on a loaded machine).
+        lock = ("--lock-timeout", "2")
+        second = tfsctl_background(
+            release.cluster, "promote", "fashion", "stable", "2", *release.flags, *lock, log=second_log
         )
-        scaled = tfsctl(release.cluster, "scale", *release.flags, "--replicas", "2", "--lock-timeout", "2")
+        started.append(second)
+        scaled = tfsctl_background(
+            release.cluster, "scale", *release.flags, "--replicas", "2", *lock, log=scaled_log
+        )
+        started.append(scaled)
+        second.communicate(timeout=240)
+        scaled.communicate(timeout=240)
         out, _ = first.communicate(timeout=240)
     finally:
-        if first.poll() is None:
-            first.kill()
-    assert second.returncode == 6, second.stderr
-    assert "a promotion of this release is in progress" in second.stderr
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+    assert second.returncode == 6, second_log.read_text()
+    assert "a promotion of this release is in progress" in second_log.read_text()
     assert scaled.returncode == 6, "scale must not upgrade the values a promotion is changing"
-    assert "a promotion of this release is in progress" in scaled.stderr
+    assert "a promotion of this release is in progress" in scaled_log.read_text()
     assert len(release.ready_pods()) == 3
     assert first.returncode == 0, (tmp_path / "first.log").read_text()
     assert "fashion@canary: promoted 2 -> 3" in out
@@ -371,3 +384,12 @@ def test_scale_refuses_while_an_hpa_owns_the_replicas_and_adjust_hpa_moves_its_b
         FULL, release.namespace
     )
     assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 4)
+
+    # With --wait (the default) scale returns only after the HPA has acted on its new minimum and
+    # every pod is Ready and serving the config; status right after agrees (the report).
+    waited = tfsctl(release.cluster, "scale", *release.flags, "--replicas", "4", "--adjust-hpa")
+    assert waited.returncode == 0, waited.stderr
+    assert len(release.ready_pods()) == len(release.all_pods()) == 4
+    status = tfsctl(release.cluster, "status", *release.flags, "-o", "json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["consistent"] is True

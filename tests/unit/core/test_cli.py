@@ -33,7 +33,7 @@ def test_help_lists_every_implemented_command() -> None:
 def test_unknown_command_fails_with_usage_status_and_one_line() -> None:
     proc = run("no-such-command")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "tfsctl: error: No such command 'no-such-command'."
+    assert proc.stderr.strip() == "tfsctl: error: No such command 'no-such-command' (see `tfsctl --help`)"
 
 
 def test_help_does_not_import_tensorflow_grpc_or_kubernetes() -> None:

@@ -180,12 +180,12 @@ class TestUploadCommand:
             == f"tfsctl: error: version 2 already exists in {tmp_path / 'm'}; pick another --version"
         )
 
-    def test_missing_source_exits_2_naming_src(
+    def test_missing_source_exits_3_naming_src(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         code, _, err = run_tfsctl(capsys, "upload", str(tmp_path / "nope"), str(tmp_path / "m"))
-        assert code == 2
-        assert err.strip() == f"tfsctl: error: SRC {tmp_path / 'nope'}: not a directory"
+        assert code == 3
+        assert err.strip() == f"tfsctl: error: SRC {tmp_path / 'nope'}: no such directory"
         assert not (tmp_path / "m").exists()
 
     def test_negative_version_exits_2_naming_the_flag(

@@ -168,4 +168,5 @@ def test_unreachable_cluster_is_one_clear_error_with_exit_4(tmp_path: Path) -> N
         "promote", "fashion", "stable", "2", "--release", "tfs", "-n", "tfs", "--kubeconfig", str(kubeconfig)
     )
     assert proc.returncode == 4
-    assert "tfsctl: error: release tfs/tfs: cannot reach the cluster" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "tfsctl: error: cannot reach the cluster at https://127.0.0.1:9" in proc.stderr

@@ -68,9 +68,20 @@ class TestFleet:
             "c m: serves version(s) 3 the config retires",
             "c m: label stable -> 2, want 1",
             "d: unreachable: connection refused",
-            "e: not ready",
-            "e m: label stable -> unresolved, want 1",
         ]
+
+    def test_starting_pods_are_converging_not_disagreeing(self) -> None:
+        ready = replica("a", {1: "AVAILABLE", 2: "AVAILABLE"}, {"stable": 1})
+        starting = ReplicaObservation("b", "", ready=False, phase="Pending", age_seconds=12)
+        going = ReplicaObservation("c", "", ready=False, phase="Terminating", age_seconds=300)
+        assert evaluate_fleet(DESIRED, [ready, starting, going]) == []
+        assert starting.starting and going.starting
+        assert starting.describe_state() == "starting (Pending, not ready, 12s)"
+        assert going.describe_state() == "terminating (Terminating, not ready, 5m)"
+
+    def test_a_failed_pod_disagrees(self) -> None:
+        failed = ReplicaObservation("f", "", ready=False, phase="Failed")
+        assert [str(d) for d in evaluate_fleet(DESIRED, [failed])] == ["f: pod Failed, not ready"]
 
     def test_latest_policy_compares_against_the_majority(self) -> None:
         desired = {"m": Desired(ModelState(Policy.latest(1), {}), None)}

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from tfsctl import __version__
-from tfsctl.errors import ExitStatus, ToolkitError
+from tfsctl.errors import ExitStatus, ToolkitError, exit_status_table
 
 # command name -> ("module:attribute" of a click command or group, one-line help).
 # The help lives here so `tfsctl --help` lists commands without importing them.
@@ -75,36 +75,76 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = (
+    "On failure every command prints one line on stderr, `tfsctl: error: ...`, naming what to "
+    "change (-v adds the details behind it), and exits with one of these statuses:\n\n\b\n"
+    + exit_status_table()
+)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="tfsctl")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv for debug).")
 def cli(verbose: int) -> None:
     """Ship TensorFlow Serving on Kubernetes: deploy, promote, verify."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # urllib3 warns on every retry of a refused connection; the error line already says it (-vv shows them).
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined: an error is one line on stderr, whatever produced it."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _verbose() -> bool:
+    return logging.getLogger().getEffectiveLevel() <= logging.INFO
+
+
+def _fail(message: str, status: ExitStatus, detail: str | None = None) -> None:
+    """Print the one error line (and, with -v, what is behind it), then exit with ``status``."""
+    if detail and _verbose():
+        click.echo(detail.rstrip(), err=True)
+    click.echo(f"tfsctl: error: {one_line(message)}", err=True)
+    sys.exit(int(status))
+
+
+def _usage_message(exc: click.ClickException) -> tuple[str, ExitStatus]:
+    message = exc.format_message()
+    status = ExitStatus.USAGE
+    if isinstance(exc, click.BadParameter) and "does not exist" in message:
+        status = ExitStatus.NOT_FOUND
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')} (see `{ctx.command_path} --help`)"
+    return message, status
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: run the CLI, turning toolkit errors into one line and an exit code."""
+    """Entry point: run the CLI, turning every failure into one line on stderr and an exit code."""
     try:
         cli.main(args=argv, prog_name="tfsctl", standalone_mode=False)
     except ToolkitError as exc:
-        click.echo(f"tfsctl: error: {exc}", err=True)
-        sys.exit(int(exc.exit_status))
-    except ModuleNotFoundError as exc:
-        from tfsctl.extras import missing_extra
-
-        if (missing := missing_extra(exc)) is None:
-            raise
-        click.echo(f"tfsctl: error: {missing}", err=True)
-        sys.exit(int(missing.exit_status))
-    except click.exceptions.Abort:
+        _fail(str(exc), exc.exit_status, exc.detail)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("tfsctl: interrupted", err=True)
         sys.exit(int(ExitStatus.INTERRUPTED))
     except click.ClickException as exc:
-        click.echo(f"tfsctl: error: {exc.format_message()}", err=True)
-        sys.exit(int(ExitStatus.USAGE))
-    except KeyboardInterrupt:
-        click.echo("tfsctl: interrupted", err=True)
-        sys.exit(int(ExitStatus.INTERRUPTED))
+        message, status = _usage_message(exc)
+        _fail(message, status)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not a user error: one line, the traceback with -v
+        import traceback
+
+        from tfsctl.extras import missing_extra
+
+        if isinstance(exc, ModuleNotFoundError) and (missing := missing_extra(exc)) is not None:
+            _fail(str(missing), missing.exit_status, traceback.format_exc())
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback, and report it)",
+            ExitStatus.ERROR,
+            traceback.format_exc(),
+        )
     sys.exit(0)

@@ -12,6 +12,7 @@ import click
 
 from tfsctl import paths
 from tfsctl.cluster.volumes import DEFAULT_NAME as DEFAULT_PV_NAME
+from tfsctl.errors import NotFound
 
 if TYPE_CHECKING:
     from tfsctl.cluster.local import LocalCluster
@@ -166,9 +167,11 @@ def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, outp
 def models_volume(directory: Path, name: str, labels: tuple[str, ...]) -> None:
     """Expose DIRECTORY (a model repository) to the cluster as a hostPath PersistentVolume."""
     from tfsctl.cluster.volumes import apply_models_pv, parse_labels
-    from tfsctl.kubeclient import api_client
+    from tfsctl.kubeclient import connect
 
     selected = parse_labels(labels)
-    phase = apply_models_pv(api_client(), name, directory, selected)
+    if not directory.is_dir():
+        raise NotFound(f"DIRECTORY {directory}: no such directory")
+    phase = apply_models_pv(connect(), name, directory, selected)
     shown = ",".join(f"{k}={v}" for k, v in selected.items())
     click.echo(f"persistentvolume/{name} ({shown}) -> {directory.resolve()}: {phase}")

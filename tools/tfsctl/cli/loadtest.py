@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from tfsctl.errors import CheckFailed, InvalidInput
+from tfsctl.errors import CheckFailed, InvalidInput, Unavailable
 from tfsctl.load.options import TRANSPORTS, LoadSettings
 from tfsctl.load.shapes import SHAPES, parse_duration
 from tfsctl.load.thresholds import DEFAULT_MAX_FAILURE_RATIO, DEFAULT_P95_MS, DEFAULT_P99_MS, Thresholds
@@ -130,6 +130,23 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _require_answering(target: str) -> None:
+    """One line before any load when nothing listens at --target (not a run of failed requests)."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=5).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise Unavailable(
+            f"--target {target}: nothing answers at {parts.hostname}:{port} ({reason}): is the server "
+            "(or its Service's load balancer) up?"
+        ) from None
+
+
 @click.command("loadtest")
 @click.option("--target", required=True, help="REST base URL of the service, e.g. http://127.0.100.1:8501.")
 @_load_options("constant", 4, "30s")
@@ -163,6 +180,7 @@ def loadtest(
     else:
         from tfsctl.load import runner
 
+        _require_answering(target)
         result = runner.run(settings, report_dir)
         data = result.to_dict()
     if kw["output"] == "json":
@@ -227,7 +245,9 @@ def verify_autoscaling(
         scale_in_within=parse_duration(scale_in_within),
         max_busiest_share=max_busiest_share,
     )
-    outcome = verify.verify(request, report_dir)
+    from tfsctl.kubeclient import connect
+
+    outcome = verify.verify(request, report_dir, api=connect())
     if kw["output"] == "json":
         _echo_json(outcome.report.to_dict())
     else:

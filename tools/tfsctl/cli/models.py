@@ -71,11 +71,12 @@ _output_option = click.option(
 def validate_cmd(path: str, output: str, profile: str | None, config_file: Path | None) -> None:
     """Check a repository, model directory or version directory (local or oss://bucket/prefix).
 
-    Prints one line per problem naming the file; exits 7 when there are errors.
+    Prints one line per version; on errors exits 7 with the first one (naming the file) on
+    stderr, every finding with -v or -o json.
     """
     import json
 
-    from tfsctl.errors import CheckFailed
+    from tfsctl.errors import first_of
     from tfsctl.models import repository
 
     report = repository.validate(path, credentials=_credentials(path, profile, config_file))
@@ -89,10 +90,11 @@ def validate_cmd(path: str, output: str, profile: str | None, config_file: Path 
                 click.echo(
                     f"{label}\t{v.version}\tsignatures={','.join(v.signatures) or '-'}\twarmup={warmup}"
                 )
-        for problem in report.problems:
-            click.echo(str(problem), err=True)
+        if report.ok:
+            for problem in report.warnings:
+                click.echo(f"tfsctl: warning: {problem}", err=True)
     if not report.ok:
-        raise CheckFailed(f"{report.path}: {len(report.errors)} problem(s) found")
+        raise first_of(report.errors)
 
 
 @models.command("versions")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tfsctl.errors import InvalidInput
+from tfsctl.errors import InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,6 +203,8 @@ def predict(
     if data.startswith("@"):
         try:
             raw = Path(data[1:]).read_text()
+        except FileNotFoundError:
+            raise NotFound(f"--data @{data[1:]}: no such file") from None
         except OSError as exc:
             raise InvalidInput(f"--data: cannot read {data[1:]}: {exc.strerror}") from exc
     try:

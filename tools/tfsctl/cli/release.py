@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tfsctl.errors import CheckFailed
+from tfsctl.errors import CheckFailed, first_of
 
 OUTPUT = click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -275,7 +275,11 @@ def rollback(
 @OUTPUT
 def status(output: str, **kw: Any) -> None:
     """Per replica: ready, node, each model's versions and the version each label resolves to there
-    (GetModelMetadata by label; ? when it resolves to nothing loaded); flags disagreeing replicas."""
+    (GetModelMetadata by label; ? when it resolves to nothing loaded); flags disagreeing replicas.
+
+    Pods that are starting are shown with their phase and age; a fleet with only those is
+    "converging" (exit 0), one where a Ready replica serves something else exits 7.
+    """
     from tfsctl.release import ops
 
     report = ops.status(_target(kw))
@@ -287,21 +291,44 @@ def status(output: str, **kw: Any) -> None:
     width = max([28, *(len(r["name"]) for r in data["replicas"])])
     lines.append(f"  {'REPLICA':<{width}} {'READY':<6} {'NODE':<18} MODELS")
     for r in data["replicas"]:
-        models = "; ".join(
-            f"{m} v["
-            + ",".join(f"{v}:{s[:5]}" for v, s in o["versions"].items())
-            + "] "
-            + ",".join(f"{k}->{'?' if v is None else v}" for k, v in o["labels"].items())
-            for m, o in r["models"].items()
-        ) or (r["error"] or "")
-        flag = "  !! " + "; ".join(r["disagrees"]) if r["disagrees"] else ""
         lines.append(
-            f"  {r['name']:<{width}} {str(r['ready']).lower():<6} {r['node'] or '-'!s:<18} {models}{flag}"
+            f"  {r['name']:<{width}} {str(r['ready']).lower():<6} {r['node'] or '-'!s:<18} {_replica_cell(r)}"
         )
-    lines.append("  consistent" if data["consistent"] else f"  {len(report.disagreements)} disagreement(s)")
+    lines.append("  " + _fleet_summary(report))
     _emit(output, data, "\n".join(lines))
-    if not data["consistent"]:
-        raise CheckFailed(f"{len(report.disagreements)} replica disagreement(s): {report.disagreements[0]}")
+    if report.disagreements:
+        first = report.disagreements[0]
+        more = len(report.disagreements) - 1
+        raise CheckFailed(
+            f"{report.target}: replica {first}"
+            + (f" (and {more} more disagreement(s) above)" if more else "")
+        )
+
+
+def _replica_cell(r: dict[str, Any]) -> str:
+    """What one replica serves; a starting pod's phase and age; each problem said once."""
+    if r["state"] != "ready" and not r["models"]:
+        return r["state"] + ("  !! " + "; ".join(r["disagrees"]) if r["disagrees"] else "")
+    models = "; ".join(
+        f"{m} v["
+        + ",".join(f"{v}:{s[:5]}" for v, s in o["versions"].items())
+        + "] "
+        + ",".join(f"{k}->{'?' if v is None else v}" for k, v in o["labels"].items())
+        for m, o in r["models"].items()
+    )
+    flag = "!! " + "; ".join(r["disagrees"]) if r["disagrees"] else ""
+    return "  ".join(part for part in (models, flag) if part) or (r["error"] or "")
+
+
+def _fleet_summary(report: Any) -> str:
+    if report.disagreements:
+        return f"{len(report.disagreements)} disagreement(s)"
+    if report.starting:
+        ready = sum(1 for r in report.replicas if r.ready)
+        return (
+            f"converging: {len(report.starting)} pod(s) starting or terminating, {ready} Ready and consistent"
+        )
+    return "consistent"
 
 
 @click.command()
@@ -348,7 +375,7 @@ def validate(
     from tfsctl.release import ops
 
     report = ops.validate(list(values_files), list(sets), model_repo, model_config, release, namespace)
-    lines = [f"checked {c}" for c in report.checked] + [f"problem: {p}" for p in report.problems]
+    lines = [f"checked {c}" for c in report.checked]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:
-        raise CheckFailed(f"{len(report.problems)} problem(s); first: {report.problems[0]}")
+        raise first_of(report.problems)  # each problem once: the first here, all with -v

@@ -75,6 +75,8 @@ def load_credentials(
     """
     env = os.environ if environ is None else environ
     path = (config_file or Path(env.get(ENV_CONFIG, "") or DEFAULT_CONFIG)).expanduser()
+    if config_file is not None and not path.is_file():
+        raise NotFound(f"--config-file {path}: no such file")
     if profile is None and env.get(ENV_ID):
         missing = [name for name in (ENV_SECRET, ENV_ENDPOINT) if not env.get(name)]
         if missing:
@@ -90,7 +92,7 @@ def load_credentials(
 
 def _from_profile(path: Path, profile: str | None) -> Credentials:
     if not path.is_file():
-        raise InvalidInput(f"--config-file {path}: no such file")
+        raise NotFound(f"--config-file {path}: no such file")
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
@@ -140,24 +142,51 @@ def make_bucket(credentials: Credentials, bucket: str, *, timeout: float = 30.0)
     return oss2.Bucket(auth, endpoint, bucket, connect_timeout=timeout, enable_crc=True)
 
 
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "SecurityTokenExpired",
+    "InvalidSecurityToken",
+}
+
+
 def translate(exc: Exception, what: str) -> ToolkitError:
-    """An oss2 or requests error as a one-line toolkit error about ``what``."""
+    """An oss2 or requests error as a one-line toolkit error about ``what``: OSS's own code and
+    message kept, with what to check; the request id and raw error behind ``-v``."""
     import oss2
 
+    detail = repr(exc)
     if isinstance(exc, oss2.exceptions.InconsistentError):
         from tfsctl.errors import CheckFailed
 
-        return CheckFailed(f"{what}: CRC64 mismatch between client and OSS (request {exc.request_id})")
+        return CheckFailed(
+            f"{what}: CRC64 mismatch between client and OSS (request {exc.request_id}): run it again",
+            detail=detail,
+        )
     if isinstance(exc, oss2.exceptions.NoSuchBucket):
-        return NotFound(f"{what}: bucket does not exist")
+        return NotFound(f"{what}: bucket does not exist (check the bucket name and the endpoint's region)")
     if isinstance(exc, oss2.exceptions.NotFound):
-        return NotFound(f"{what}: not found ({exc.code})")
+        return NotFound(f"{what}: not found ({exc.code})", detail=detail)
     if isinstance(exc, oss2.exceptions.RequestError):
-        return Unavailable(f"{what}: cannot reach OSS endpoint ({type(exc.exception).__name__})")
+        return Unavailable(
+            f"{what}: cannot reach the OSS endpoint ({type(exc.exception).__name__}): check the endpoint "
+            "in the credentials and the network",
+            detail=detail,
+        )
     if isinstance(exc, oss2.exceptions.OssError):
         message = (exc.message or "").splitlines()[0] if exc.message else ""
-        return ToolkitError(f"{what}: OSS {exc.status} {exc.code}: {message}".rstrip(": "))
-    return ToolkitError(f"{what}: {exc}")
+        line = f"{what}: OSS {exc.status} {exc.code}: {message}".rstrip(": ")
+        # A wrong key or a policy that does not allow the bucket: configuration to change (exit 2).
+        if exc.code in _CREDENTIAL_CODES:
+            return InvalidInput(
+                f"{line}; check the access key ({ENV_ID} or --profile/--config-file)", detail=detail
+            )
+        if exc.code == "AccessDenied":
+            return InvalidInput(
+                f"{line}; the key's RAM policy must allow this bucket and prefix", detail=detail
+            )
+        return ToolkitError(line, detail=detail)
+    return ToolkitError(f"{what}: {exc}", detail=detail)
 
 
 class OssStore:

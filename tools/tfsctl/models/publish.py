@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfsctl.errors import CheckFailed, Conflict, InvalidInput
+from tfsctl.errors import CheckFailed, Conflict, InvalidInput, NotFound
 from tfsctl.models import oss, repository
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,8 @@ def crc64_file(path: Path) -> int:
 
 def scan_source(source: Path) -> list[SourceFile]:
     """Validate ``source`` as one SavedModel version and list its files with CRC64s."""
+    if not source.exists():
+        raise NotFound(f"SRC {source}: no such directory")
     if not source.is_dir():
         raise InvalidInput(f"SRC {source}: not a directory")
     report = repository.validate(source)

@@ -40,6 +40,28 @@ class ReplicaObservation:
     node: str | None = None
     models: Mapping[str, ModelObservation] = field(default_factory=dict)
     error: str | None = None
+    phase: str = ""  # Kubernetes mode: the pod's phase (or Terminating)
+    age_seconds: float | None = None
+
+    @property
+    def starting(self) -> bool:
+        """A pod on its way up (or down): not Ready yet, and not failed. Not judged against the config."""
+        return not self.ready and self.phase not in ("Failed", "Succeeded")
+
+    def describe_state(self) -> str:
+        """``starting (Pending, not ready, 12s)``: what a starting pod is doing, for status."""
+        what = "terminating" if self.phase == "Terminating" else "starting"
+        age = "" if self.age_seconds is None else f", {_age(self.age_seconds)}"
+        return f"{what} ({self.phase or 'unknown phase'}, not ready{age})"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
 
 
 @dataclass(frozen=True)
@@ -68,23 +90,27 @@ def _vs(versions: frozenset[int]) -> str:
 def evaluate_fleet(
     desired: Mapping[str, Desired], replicas: Sequence[ReplicaObservation]
 ) -> list[Disagreement]:
-    """Every way each replica differs from ``desired``; empty when the fleet is consistent."""
+    """Every way each replica differs from ``desired``; empty when the fleet is consistent.
+
+    Starting pods (not Ready, not failed) are not judged: they are converging, and ``status``
+    shows them as starting. A pod whose phase is Failed or Succeeded disagrees.
+    """
     out: list[Disagreement] = []
+    judged = [r for r in replicas if not r.starting]
     # Where the served set is not knowable from the config (latest/all), the majority decides.
     majority: dict[str, frozenset[int]] = {}
     for model, want in desired.items():
         if want.served is None:
-            sets = Counter(
-                r.models[model].available for r in replicas if r.error is None and model in r.models
-            )
+            sets = Counter(r.models[model].available for r in judged if r.error is None and model in r.models)
             if sets:
                 majority[model] = sets.most_common(1)[0][0]
-    for replica in replicas:
+    for replica in judged:
+        if not replica.ready:
+            out.append(Disagreement(replica.name, None, f"pod {replica.phase}, not ready"))
+            continue
         if replica.error is not None:
             out.append(Disagreement(replica.name, None, f"unreachable: {replica.error}"))
             continue
-        if not replica.ready:
-            out.append(Disagreement(replica.name, None, "not ready"))
         for model, want in desired.items():
             seen = replica.models.get(model)
             if seen is None or (seen.error is not None and not seen.versions):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,28 +33,57 @@ class ReleaseInfo:
     manifest: str = ""
 
 
+_EXECUTION_ERROR = re.compile(r"execution error at \(([^)]*)\): (.*)")
+_FAIL_CALL = re.compile(r"error calling fail: (.*)")
+
+
+def cause(stderr: str) -> tuple[str, str]:
+    """The line of helm's stderr that says what is wrong, and the rest (for ``-v``).
+
+    helm ends template failures with "Use --debug flag to render out invalid YAML"; the cause is
+    the ``execution error at (<template>): <message>`` line, where ``fail`` put the chart's own
+    message. Schema failures list one ``- at '/path': ...`` line per value under a header.
+    """
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return "", ""
+    for ln in lines:
+        found = _EXECUTION_ERROR.search(ln) or _FAIL_CALL.search(ln)
+        if found:
+            return found.groups()[-1].strip(), stderr.strip()
+    schema = [ln[2:].strip() for ln in lines if ln.startswith("- ")]
+    if schema and any("schema" in ln for ln in lines):
+        return "values do not match the chart's schema: " + "; ".join(schema), stderr.strip()
+    first = next((ln for ln in lines if ln.lower().startswith("error")), lines[0])
+    first = re.sub(r"^error:\s*", "", first, flags=re.IGNORECASE)
+    return first, stderr.strip()
+
+
 def translate(exc: Exception, what: str) -> ToolkitError:
-    """A pyhelm3 error as the matching toolkit error, with helm's first meaningful line."""
+    """A pyhelm3 error as the matching toolkit error: helm's cause line kept, the rest for ``-v``."""
     from pyhelm3 import errors as herr
 
     text = ""
     if isinstance(exc, herr.Error):
         text = exc.stderr.decode(errors="replace").strip()
     text = text or str(exc)
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip().lower().startswith("error")), text)
-    line = line.splitlines()[0] if line else type(exc).__name__
+    line, detail = cause(text)
+    line = line or type(exc).__name__
     lowered = text.lower()
     if isinstance(exc, herr.ReleaseNotFoundError):
-        return ReleaseNotFound(f"{what}: release not found")
+        return ReleaseNotFound(f"{what}: release not found", detail=detail)
     if "another operation" in lowered and "in progress" in lowered:
-        return Conflict(f"{what}: {line}")
+        return Conflict(
+            f"{what}: another helm operation is in progress; wait for it, or see `helm history`",
+            detail=detail,
+        )
     if isinstance(exc, herr.ConnectionError) or any(
         s in lowered for s in ("cluster unreachable", "connection refused", "no such host", "i/o timeout")
     ):
-        return Unavailable(f"{what}: cannot reach the cluster: {line}")
+        return Unavailable(f"{what}: cannot reach the cluster: {line}", detail=detail)
     if isinstance(exc, (herr.FailedToRenderChartError, herr.InvalidResourceError)):
-        return InvalidInput(f"{what}: {line}")
-    return ToolkitError(f"{what}: {line}")
+        return InvalidInput(f"{what}: {line}", detail=detail)
+    return ToolkitError(f"{what}: {line}", detail=detail)
 
 
 class HelmAdapter:
@@ -109,7 +139,10 @@ class HelmAdapter:
     async def require_deployed(self, release: str, namespace: str) -> ReleaseInfo:
         info = await self.status(release, namespace)
         if info is None:
-            raise ReleaseNotFound(f"release {namespace}/{release} not found")
+            raise ReleaseNotFound(
+                f"release {namespace}/{release} not found: `helm list -n {namespace}` lists the releases, "
+                f"`tfsctl deploy -r {release} -n {namespace} -f VALUES` installs it"
+            )
         if info.status in PENDING:
             raise Conflict(
                 f"release {namespace}/{release} is {info.status} (revision {info.revision}): another helm "

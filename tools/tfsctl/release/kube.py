@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tfsctl.errors import Conflict, NotFound, ToolkitError, Unavailable
+from tfsctl.errors import Conflict, ExitStatus, NotFound, ToolkitError, Unavailable
 from tfsctl.release import history
 from tfsctl.release.helm import HelmAdapter
 from tfsctl.release.history import PromotionRecord
@@ -56,16 +56,38 @@ def fullname(release: str, values: dict[str, Any]) -> str:
     return full[:63].rstrip("-")
 
 
+def status_message(exc: Any) -> str:
+    """The API server's ``Status.message`` of an ApiException (what it says is wrong), else reason."""
+    import json
+
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or f"HTTP {exc.status}")
+
+
 def translate(exc: Exception, what: str) -> ToolkitError:
+    """An error of the kubernetes client as a toolkit error: the API server's Status.message kept."""
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
+        detail = f"{exc.status} {exc.reason}: {exc.body}"
         if exc.status == 404:
-            return NotFound(f"{what}: not found")
+            return NotFound(f"{what}: not found", detail=detail)
         if exc.status == 409:
-            return Conflict(f"{what}: conflict ({exc.reason})")
-        return ToolkitError(f"{what}: {exc.status} {exc.reason}")
-    return Unavailable(f"{what}: cannot reach the cluster ({type(exc).__name__}: {exc})")
+            return Conflict(f"{what}: {status_message(exc)}", detail=detail)
+        if exc.status in (401, 403):
+            return Unavailable(
+                f"{what}: the API server refused: {status_message(exc)} (check the kubeconfig's user)",
+                detail=detail,
+            )
+        if exc.status == 422:
+            return ToolkitError(f"{what}: {status_message(exc)}", exit_status=ExitStatus.USAGE, detail=detail)
+        return ToolkitError(f"{what}: {exc.status} {status_message(exc)}", detail=detail)
+    reason = getattr(exc, "reason", None) or exc
+    return Unavailable(f"{what}: cannot reach the cluster ({reason})", detail=repr(exc))
 
 
 @dataclass(frozen=True)
@@ -74,7 +96,8 @@ class PodInfo:
     ip: str | None
     node: str | None
     ready: bool
-    phase: str
+    phase: str  # the pod's phase, or "Terminating" once it is being deleted
+    age_seconds: float | None = None
 
 
 class KubeAdapter:
@@ -97,6 +120,21 @@ class KubeAdapter:
             return fn(*args, _request_timeout=self.timeout, **kwargs)
         except Exception as exc:
             raise translate(exc, what) from None
+
+    def require_namespace(self) -> None:
+        """NotFound, saying how to create it, when the namespace does not exist."""
+        try:
+            self.core.read_namespace(self.namespace, _request_timeout=self.timeout)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 403:
+                return  # this user may not read namespaces; the release's own calls say more
+            err = translate(exc, f"namespace {self.namespace}")
+            if isinstance(err, NotFound):
+                raise NotFound(
+                    f"namespace {self.namespace} does not exist: pass --create-namespace, or "
+                    f"`kubectl create namespace {self.namespace}`"
+                ) from None
+            raise err from None
 
     def ensure_namespace(self, pod_security: str = "restricted") -> bool:
         """Create the namespace (PodSecurity ``pod_security`` enforced) unless it exists; True if created."""
@@ -165,13 +203,15 @@ class KubeAdapter:
             f"pods of {release}", self.core.list_namespaced_pod, self.namespace, label_selector=selector
         ).items
         out = []
+        now = dt.datetime.now(dt.timezone.utc)
         for p in items:
             ready = any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            phase = p.status.phase or ""
             if p.metadata.deletion_timestamp is not None:
-                ready = False
-            out.append(
-                PodInfo(p.metadata.name, p.status.pod_ip, p.spec.node_name, ready, p.status.phase or "")
-            )
+                ready, phase = False, "Terminating"
+            created = p.metadata.creation_timestamp
+            age = (now - created).total_seconds() if created is not None else None
+            out.append(PodInfo(p.metadata.name, p.status.pod_ip, p.spec.node_name, ready, phase, age))
         return sorted(out, key=lambda p: p.name)
 
     def ready_endpoints(self, full: str) -> list[tuple[str, str, str | None]]:
@@ -241,7 +281,9 @@ class KubeAdapter:
             if time.monotonic() >= deadline:
                 raise Conflict(
                     f"a promotion of this release is in progress (Lease {self.namespace}/{name} held by "
-                    f"{current.spec.holder_identity}); waited {timeout:.0f}s"
+                    f"{current.spec.holder_identity}); waited {timeout:.0f}s: retry when it is done or "
+                    f"raise --lock-timeout (the Lease expires {current.spec.lease_duration_seconds}s "
+                    "after its holder stops renewing it)"
                 )
             time.sleep(1.0)
         stop = threading.Event()

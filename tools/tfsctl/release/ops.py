@@ -10,7 +10,8 @@ import contextlib
 import difflib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tfsctl import paths
-from tfsctl.errors import CheckFailed, InvalidInput, NotFound, ToolkitError
+from tfsctl.errors import CheckFailed, InvalidInput, NotFound, Timeout, ToolkitError
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
@@ -65,12 +66,12 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
         assert target.endpoints is not None
         yield EndpointStore(target.model_config, parse_endpoints(target.endpoints))
         return
-    from tfsctl.kubeclient import api_client
+    from tfsctl.kubeclient import connect
     from tfsctl.release.helm import HelmAdapter, helm_client
     from tfsctl.release.kube import KubeAdapter, ReleaseStore
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
-    api = api_client(kubeconfig)
+    api = connect(kubeconfig)
     assert target.release is not None
     with asyncio.Runner() as runner:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
@@ -104,6 +105,21 @@ class StatusReport:
     disagreements: list[Disagreement]
     revision: int | None = None
 
+    @property
+    def starting(self) -> list[ReplicaObservation]:
+        """Pods on their way up or down: shown as starting, not judged against the config."""
+        return [r for r in self.replicas if r.starting]
+
+    @property
+    def consistent(self) -> bool:
+        """Every replica Ready and serving the desired config."""
+        return not self.disagreements and not self.starting
+
+    @property
+    def converging(self) -> bool:
+        """No replica disagrees, but some are still starting (or terminating)."""
+        return not self.disagreements and bool(self.starting)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
@@ -114,6 +130,9 @@ class StatusReport:
                     "name": r.name,
                     "address": r.address,
                     "ready": r.ready,
+                    "phase": r.phase,
+                    "age_seconds": r.age_seconds,
+                    "state": r.describe_state() if r.starting else ("ready" if r.ready else r.phase),
                     "node": r.node,
                     "error": r.error,
                     "models": {
@@ -128,55 +147,90 @@ class StatusReport:
                 }
                 for r in self.replicas
             ],
-            "consistent": not self.disagreements,
+            "consistent": self.consistent,
+            "converging": self.converging,
         }
 
 
 def status(target: Target) -> StatusReport:
     with open_store(target) as store, FleetClient(timeout=min(10.0, target.timeout)) as fleet:
-        config = store.read()
-        replicas = _all_replicas(store)
-        desired: dict[str, Desired] = {}
-        for name, model in config.models.items():
-            state = state_of(model)
-            desired[name] = Desired(state, state.policy.served(store.repository_versions(name)))
-        reachable = [r for r in replicas if r.endpoint.host]
-        observed = fleet.observe(reachable, {m: list(d.state.labels) for m, d in desired.items()})
-        observed += [
-            ReplicaObservation(r.name, "", r.ready, r.node, error="no pod IP")
-            for r in replicas
-            if not r.endpoint.host
-        ]
-        disagreements = evaluate_fleet(desired, observed)
-        return StatusReport(
-            store.describe(),
-            config.to_text(),
-            {
-                m: {
-                    "policy": d.state.policy.describe(),
-                    "served": None if d.served is None else sorted(d.served),
-                    "labels": dict(d.state.labels),
-                }
-                for m, d in desired.items()
-            },
-            observed,
-            disagreements,
-            store.revision(),
-        )
+        return observe_fleet(store, fleet)
 
 
-def _all_replicas(store: ConfigStore) -> list[Replica]:
-    """Every replica including not-ready pods (status shows them; promote only uses ready ones)."""
+def observe_fleet(store: ConfigStore, fleet: FleetClient) -> StatusReport:
+    """The desired config against what every replica serves; starting pods are listed, not dialled."""
+    config = store.read()
+    desired: dict[str, Desired] = {}
+    for name, model in config.models.items():
+        state = state_of(model)
+        desired[name] = Desired(state, state.policy.served(store.repository_versions(name)))
+    replicas, starting = _replicas_and_starting(store)
+    observed = fleet.observe(replicas, {m: list(d.state.labels) for m, d in desired.items()})
+    observed = sorted(observed + starting, key=lambda r: r.name)
+    return StatusReport(
+        store.describe(),
+        config.to_text(),
+        {
+            m: {
+                "policy": d.state.policy.describe(),
+                "served": None if d.served is None else sorted(d.served),
+                "labels": dict(d.state.labels),
+            }
+            for m, d in desired.items()
+        },
+        observed,
+        evaluate_fleet(desired, observed),
+        store.revision(),
+    )
+
+
+def _replicas_and_starting(store: ConfigStore) -> tuple[list[Replica], list[ReplicaObservation]]:
+    """Ready pods to dial, and every other pod as an observation of its phase and age."""
     kube = getattr(store, "kube", None)
     if kube is None:
-        return store.replicas()
-    from tfsctl.serving.client import Endpoint
-
+        return store.replicas(), []
     connector = store.connector  # type: ignore[attr-defined]
-    return [
-        Replica(p.name, connector.endpoint(p.name, p.ip) if p.ip else Endpoint(""), p.ready, p.node)
-        for p in kube.pods(store.release)  # type: ignore[attr-defined]
+    pods = kube.pods(store.release)  # type: ignore[attr-defined]
+    ready = [
+        Replica(p.name, connector.endpoint(p.name, p.ip), True, p.node) for p in pods if p.ready and p.ip
     ]
+    others = [
+        ReplicaObservation(p.name, p.ip or "", False, p.node, phase=p.phase, age_seconds=p.age_seconds)
+        for p in pods
+        if not (p.ready and p.ip)
+    ]
+    return ready, others
+
+
+def wait_converged(
+    store: ConfigStore,
+    fleet: FleetClient,
+    deadline: float,
+    replicas_ok: Callable[[int], str | None] | None = None,
+    poll: float = 2.0,
+) -> StatusReport:
+    """Until every pod is Ready and serving the desired config (and ``replicas_ok(ready count)``
+    says nothing is missing); Timeout at ``deadline`` (monotonic), naming what is still starting."""
+    while True:
+        report = observe_fleet(store, fleet)
+        ready = sum(1 for r in report.replicas if r.ready)
+        missing = replicas_ok(ready) if replicas_ok is not None else None
+        if report.consistent and missing is None:
+            return report
+        if time.monotonic() >= deadline:
+            if report.disagreements:
+                why = f"{len(report.disagreements)} disagreement(s), first {report.disagreements[0]}"
+            elif report.starting:
+                first = report.starting[0]
+                why = f"{len(report.starting)} pod(s) not Ready, first {first.name}: {first.describe_state()}"
+            else:
+                why = missing or "not converged"
+            raise Timeout(
+                f"{store.describe()}: not every pod is Ready and serving the config yet ({why}); "
+                f"`tfsctl status -r {getattr(store, 'release', '?')} -n {getattr(store, 'namespace', '?')}` "
+                "shows the fleet, or raise --timeout"
+            )
+        time.sleep(poll)
 
 
 def read_history(target: Target) -> list[PromotionRecord]:
@@ -198,7 +252,7 @@ def load_values(
         except FileNotFoundError:
             raise NotFound(f"-f {f}: no such file") from None
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"-f {f}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+            raise InvalidInput(f"-f {f}: {_yaml_problem(exc)}", detail=str(exc)) from None
         if data is not None and not isinstance(data, dict):
             raise InvalidInput(f"-f {f}: top level must be a map")
         layers.append(data)
@@ -210,6 +264,14 @@ def load_values(
     for expr in set_strings:
         values = apply_set(values, expr, kind="set-string")
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line 2, column 1: not valid YAML: <what the parser expected>``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"{where}not valid YAML: {problem}"
 
 
 @dataclass
@@ -263,15 +325,16 @@ def deploy(
     lock_timeout: float = 30.0,
     create_namespace: bool = False,
 ) -> DeployResult:
+    from tfsctl.kubeclient import connect
     from tfsctl.release.helm import HelmAdapter, helm_client
 
     if not target.release:
         raise InvalidInput("--release is required")
     kubeconfig = target.kubeconfig or paths.kubeconfig()
-    from tfsctl.kubeclient import api_client
-    from tfsctl.release.kube import KubeAdapter, lease_name
+    from tfsctl.release.kube import KubeAdapter, fullname, lease_name
 
-    kube = KubeAdapter(api_client(kubeconfig), target.namespace)
+    api = connect(kubeconfig)
+    kube = KubeAdapter(api, target.namespace)
 
     async def run() -> DeployResult:
         helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
@@ -309,11 +372,34 @@ def deploy(
 
     if dry_run:
         return asyncio.run(run())
+    deadline = time.monotonic() + target.timeout
     # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
     if create_namespace:
         kube.ensure_namespace()
+    else:
+        kube.require_namespace()
     with kube.lease(lease_name(target.release), lock_timeout):
-        return asyncio.run(run())
+        result = asyncio.run(run())
+    if wait and values.get("models"):
+        # helm --wait saw the Deployment roll out; now every pod Ready and serving the config.
+        with open_store(target) as store, FleetClient(timeout=min(10.0, target.timeout)) as fleet:
+            full = fullname(target.release, values)
+            wait_converged(store, fleet, deadline, replica_count_check(kube, full))
+    return result
+
+
+def replica_count_check(kube: Any, full: str, at_least: int | None = None) -> Callable[[int], str | None]:
+    """For ``wait_converged``: None once the Deployment's replicas are all Ready (and, with an HPA,
+    it has scaled to ``at_least``), else what is still missing."""
+
+    def check(ready: int) -> str | None:
+        spec, _ = kube.deployment_replicas(full)
+        want = 1 if spec is None else int(spec)
+        if at_least is not None and want < at_least:
+            return f"the HPA has not scaled Deployment {full} to {at_least} yet (it wants {want})"
+        return None if ready == want else f"{ready} of {want} pods Ready"
+
+    return check
 
 
 def _require_bindable_claims(kube: KubeAdapter, manifest: str) -> None:
@@ -342,6 +428,7 @@ class ScaleResult:
 def scale(
     target: Target, replicas: int, adjust_hpa: bool, wait: bool = True, lock_timeout: float = 30.0
 ) -> ScaleResult:
+    deadline = time.monotonic() + target.timeout
     with open_store(target) as store:
         from tfsctl.release.kube import ReleaseStore
 
@@ -364,6 +451,12 @@ def scale(
                     description=f"tfsctl scale: {change.summary}",
                 )
             )
+        if wait:
+            # helm --wait returns once the Deployment is rolled out, before an HPA given a new
+            # minimum has acted: wait for the pods themselves, Ready and serving the config.
+            check = replica_count_check(store.kube, store.full, replicas if adjust_hpa else None)
+            with FleetClient(timeout=min(10.0, target.timeout)) as fleet:
+                wait_converged(store, fleet, deadline, check)
         return ScaleResult(store.release, store.namespace, change.summary, info.revision)
 
 
@@ -390,6 +483,8 @@ def validate(
         report.checked.append("values: " + ", ".join(map(str, values_files)) + (" + --set" if sets else ""))
         try:
             values = load_values(values_files, sets)
+        except NotFound:
+            raise  # nothing to check: the file named is not there
         except ToolkitError as exc:
             report.problems.append(str(exc))
         else:
@@ -444,8 +539,11 @@ def _template_problems(
         return ["helm template did not finish within 60s"]
     if proc.returncode == 0:
         return route_problems(yaml.safe_load_all(proc.stdout))
-    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    return [f"chart rules: {lines[-1] if lines else 'helm template failed'}"]
+    from tfsctl.release.helm import cause
+
+    line, detail = cause(proc.stderr)
+    log.info("helm template: %s", detail)
+    return [line or f"helm template failed with status {proc.returncode}"]
 
 
 def _model_config_problems(path: Path) -> list[str]:
@@ -455,7 +553,7 @@ def _model_config_problems(path: Path) -> list[str]:
     try:
         config = ServerConfig.parse(Path(path).read_text(), source=str(path))
     except FileNotFoundError:
-        return [f"{path}: no such file"]
+        raise NotFound(f"--model-config {path}: no such file") from None
     except ToolkitError as exc:
         return [str(exc)]
     out = []
