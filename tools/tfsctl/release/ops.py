@@ -513,8 +513,17 @@ def _schema_problems(values: dict[str, Any]) -> list[str]:
     out = []
     for err in sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        out.append(f"values {where}: {err.message}")
+        out.append(f"values {where}: {_schema_message(err)}")
     return out
+
+
+def _schema_message(err: Any) -> str:
+    """jsonschema's message, except for ``not``: its message dumps the whole sub-schema, so the
+    chart's description of the forbidden combination is said instead."""
+    value = err.validator_value
+    if err.validator == "not" and isinstance(value, dict) and (description := value.get("description")):
+        return f"not allowed: {description}"
+    return str(err.message)
 
 
 def _template_problems(
