@@ -109,7 +109,7 @@ def test_the_wheel_carries_the_chart_and_the_locustfile_and_no_checkout(installe
 
 
 def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(installed: Installed) -> None:
-    done = installed.tfsctl("loadtest", "--target", "http://127.0.0.1:9", "--run-time", "1s")
+    done = installed.tfsctl("loadtest", "--target", "http://127.0.0.1:9", "--duration", "1s")
     lines = done.stderr.strip().splitlines()
     assert done.returncode != 0
     assert len(lines) == 1, done.stderr

@@ -224,3 +224,17 @@ def test_os_rename_is_what_makes_the_version_appear(
     monkeypatch.setattr(publish.os, "rename", spy)
     publish.publish(publish.PublishRequest(source=source, dest=str(tmp_path / "m")))
     assert len(seen) == 1 and len(seen[0]) == 1 and seen[0][0].startswith(".tfsctl-staging-1-")
+
+
+def test_crc64_is_the_one_oss_reports(tmp_path: Path) -> None:
+    """The local CRC64 must equal oss2's (what OSS's x-oss-hash-crc64ecma is compared with)."""
+    from oss2.utils import Crc64
+
+    from tfsctl.models.publish import crc64_file
+
+    data = bytes(range(256)) * 1000 + b"tail"
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    theirs = Crc64()
+    theirs.update(data)
+    assert crc64_file(path) == theirs.crc != 0

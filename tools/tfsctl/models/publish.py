@@ -133,14 +133,20 @@ def check_version(requested: int | None) -> None:
 # ---------------------------------------------------------------- source
 
 
-def crc64_file(path: Path) -> int:
-    from oss2.utils import Crc64
+# CRC-64/XZ (ECMA-182 polynomial, reflected, all-ones xor-out): the x-oss-hash-crc64ecma that
+# OSS reports, with the parameters oss2.utils.Crc64 uses; crcmod directly, so a publish to a
+# local directory needs no [oss] extra (a unit test checks both agree).
+CRC64_ECMA = {"poly": 0x142F0E1EBA9EA3693, "initCrc": 0, "rev": True, "xorOut": 0xFFFFFFFFFFFFFFFF}
 
-    crc = Crc64()
+
+def crc64_file(path: Path) -> int:
+    import crcmod
+
+    crc = crcmod.Crc(**CRC64_ECMA)
     with path.open("rb") as stream:
         while chunk := stream.read(CHUNK):
             crc.update(chunk)
-    return int(crc.crc)
+    return int(crc.crcValue)
 
 
 def scan_source(source: Path) -> list[SourceFile]:
