@@ -83,8 +83,9 @@ def test_tfsctl_serve_pod_serves_model_from_mounted_config_and_claim(
 
         def label_moved() -> bool:
             try:
-                with urllib.request.urlopen(f"{base}/labels/stable", timeout=10) as resp:
-                    return [s["version"] for s in json.load(resp)["model_version_status"]] == ["2"]
+                # GetModelStatus ignores labels; metadata by label answers with the version it resolves to
+                with urllib.request.urlopen(f"{base}/labels/stable/metadata", timeout=10) as resp:
+                    return bool(json.load(resp)["model_spec"]["version"] == "2")
             except urllib.error.HTTPError:
                 return False
 
