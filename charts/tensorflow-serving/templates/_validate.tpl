@@ -24,7 +24,7 @@
 {{- $policy := $spec.versionPolicy | default dict }}
 {{- range $label, $version := $spec.versionLabels }}
 {{- if not (regexMatch "^[a-zA-Z0-9_]+$" $label) }}
-{{- $errors = append $errors (printf "models.%s.versionLabels: label name %q is outside [a-zA-Z0-9_]+, the label names this chart and tfsctl manage" $name $label) }}
+{{- $errors = append $errors (printf "models.%s.versionLabels: label name %q is outside [a-zA-Z0-9_]+, the names tfsctl promote and rollback manage (TF Serving itself accepts any name)" $name $label) }}
 {{- end }}
 {{- if hasKey $policy "specific" }}
 {{- $versions := list }}

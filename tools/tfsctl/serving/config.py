@@ -30,9 +30,17 @@ def text_format_error(message_type: str, source: str, error: Exception) -> str:
 
 
 def validate_label_name(name: str) -> str:
-    """Return ``name`` if it is a valid version label (``[a-zA-Z0-9_]+``), else raise InvalidInput."""
+    """Return ``name`` if it is a label name tfsctl manages (``[a-zA-Z0-9_]+``), else raise InvalidInput.
+
+    The rule is this project's, shared with the chart's ``validateValues``: TF Serving itself
+    takes any ``version_labels`` key (``ServerCore::UpdateModelVersionLabelMap``); see
+    tests/e2e/serving/FIDELITY.md, known differences.
+    """
     if not isinstance(name, str) or not _LABEL_RE.fullmatch(name):
-        raise InvalidInput(f"version label {name!r}: must match [a-zA-Z0-9_]+")
+        raise InvalidInput(
+            f"version label {name!r}: must match [a-zA-Z0-9_]+, the names tfsctl manages"
+            " (TF Serving itself accepts any name)"
+        )
     return name
 
 
