@@ -24,7 +24,7 @@
 {{- $policy := $spec.versionPolicy | default dict }}
 {{- range $label, $version := $spec.versionLabels }}
 {{- if not (regexMatch "^[a-zA-Z0-9_]+$" $label) }}
-{{- $errors = append $errors (printf "models.%s.versionLabels: label name %q is outside [a-zA-Z0-9_]+, the label names this chart and tfsctl manage" $name $label) }}
+{{- $errors = append $errors (printf "models.%s.versionLabels: label name %q is outside [a-zA-Z0-9_]+, the names tfsctl promote and rollback manage (TF Serving itself accepts any name)" $name $label) }}
 {{- end }}
 {{- if hasKey $policy "specific" }}
 {{- $versions := list }}
@@ -124,6 +124,13 @@
 {{- end }}
 {{- if and (not (contains "gpu" (toString $v.image.tag))) (gt $gpus 0) (eq $v.image.flavor "auto") (not $v.image.gpuTagSuffix) }}
 {{- $errors = append $errors "gpu.count > 0 needs image.gpuTagSuffix (or a GPU image.tag) so a GPU image runs" }}
+{{- end }}
+{{- /* TF Serving 1.15.0 is the first release whose main.cc has every flag the args helper renders
+(--model_config_file_poll_wait_seconds and --allow_version_labels_for_unavailable_models came last).
+A tag that is not a release number (latest, nightly) or a digest counts as current. */}}
+{{- $tag := toString (default $.Chart.AppVersion $v.image.tag) }}
+{{- if and (not $v.image.digest) (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+(-.*)?$" $tag) (semverCompare "<1.15.0-0" $tag) }}
+{{- $errors = append $errors (printf "image.tag (%s) is older than 1.15.0, the oldest TF Serving whose flags this chart renders: use image.tag 1.15.0 or newer" $tag) }}
 {{- end }}
 {{- $limits := ($v.resources | default dict).limits | default dict }}
 {{- $requests := ($v.resources | default dict).requests | default dict }}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tfsctl.errors import InvalidInput
-from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy, validate_label_name
+from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
 
 TEXT = """
 model_config_list {
@@ -60,24 +60,16 @@ def test_parse_rejects_duplicate_models_and_missing_base_path() -> None:
         ServerConfig.parse('model_config_list { config { name: "m" } }')
 
 
-def test_parse_rejects_invalid_label_names() -> None:
+@pytest.mark.parametrize("name", ["bad-label", "a.b", "ü", "with space"])
+def test_parse_takes_any_label_name_as_tf_serving_does(name: str) -> None:
+    """ServerCore::UpdateModelVersionLabelMap copies every version_labels key as given."""
     text = (
         'model_config_list { config { name: "m" base_path: "/m" '
-        'version_labels { key: "bad-label" value: 1 } } }'
+        f'version_labels {{ key: "{name}" value: 1 }} }} }}'
     )
-    with pytest.raises(InvalidInput, match=r"model 'm'.*'bad-label'.*\[a-zA-Z0-9_\]\+"):
-        ServerConfig.parse(text)
-
-
-@pytest.mark.parametrize("name", ["stable", "canary_2", "V1", "0"])
-def test_valid_label_names_pass(name: str) -> None:
-    assert validate_label_name(name) == name
-
-
-@pytest.mark.parametrize("name", ["", "a-b", "a b", "ü", "a.b", "a/b"])
-def test_invalid_label_names_are_rejected(name: str) -> None:
-    with pytest.raises(InvalidInput, match="version label"):
-        validate_label_name(name)
+    parsed = ServerConfig.parse(text)
+    assert parsed.models["m"].labels == {name: 1}
+    assert ServerConfig.parse(parsed.to_text()).models["m"].labels == {name: 1}
 
 
 def test_model_names_that_break_rest_paths_are_rejected() -> None:

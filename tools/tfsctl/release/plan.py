@@ -22,26 +22,32 @@ pass it (observed from the replicas, or listed from the repository).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from tfsctl.errors import InvalidInput, NotFound, PromotionRejected
-from tfsctl.serving.config import validate_label_name as _serving_validate_label
 
 PolicyKind = Literal["all", "latest", "specific"]
+
+
+_LABEL_RE = re.compile(r"[a-zA-Z0-9_]+")
 
 
 def validate_label_name(name: str) -> str:
     """Return ``name`` when it is a label name the toolkit manages, else raise InvalidInput.
 
-    The rule is the serving layer's (``tfsctl.serving.config``, pure) and the chart's: a
-    label the planner accepts is one the config model and the chart accept too. TF Serving
-    itself checks no label name (see tests/e2e/serving/FIDELITY.md, known differences).
+    The rule is this project's, shared with the chart's ``validateValues``: the names
+    promote and rollback write into the chart's values (``--set`` paths, pbtxt keys).
+    TF Serving itself checks no label name (``ServerCore::UpdateModelVersionLabelMap``;
+    tests/e2e/serving/FIDELITY.md, known differences), and neither does ``tfsctl serve``.
     """
-    if not name:
-        raise InvalidInput("label name is empty")
-    _serving_validate_label(name)
+    if not isinstance(name, str) or not _LABEL_RE.fullmatch(name):
+        raise InvalidInput(
+            f"version label {name!r}: must match [a-zA-Z0-9_]+, the names tfsctl promote and rollback"
+            " manage (TF Serving itself accepts any name)"
+        )
     return name
 
 

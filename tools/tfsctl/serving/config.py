@@ -16,8 +16,6 @@ from tfsctl.errors import InvalidInput
 
 PolicyKind = Literal["all", "latest", "specific"]
 
-_LABEL_RE = re.compile(r"[a-zA-Z0-9_]+")
-
 
 def text_format_error(message_type: str, source: str, error: Exception) -> str:
     """The one line for a text-format file that does not parse, with TF Serving's own words.
@@ -27,13 +25,6 @@ def text_format_error(message_type: str, source: str, error: Exception) -> str:
     <line>:<column>: ..."; operators grep for both.
     """
     return f"Invalid protobuf file: '{source}': Error parsing text-format {message_type}: {error}"
-
-
-def validate_label_name(name: str) -> str:
-    """Return ``name`` if it is a valid version label (``[a-zA-Z0-9_]+``), else raise InvalidInput."""
-    if not isinstance(name, str) or not _LABEL_RE.fullmatch(name):
-        raise InvalidInput(f"version label {name!r}: must match [a-zA-Z0-9_]+")
-    return name
 
 
 def validate_model_name(name: str) -> str:
@@ -95,8 +86,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         validate_model_name(self.name)
-        for label in self.labels:
-            validate_label_name(label)
+        # any label name: TF Serving takes every version_labels key as given
+        # (ServerCore::UpdateModelVersionLabelMap); tfsctl's own rule is in release.plan
 
     def with_labels(self, labels: dict[str, int]) -> ModelConfig:
         return ModelConfig(self.name, self.base_path, self.platform, self.policy, dict(labels))

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from tfsctl.errors import InvalidInput
-from tfsctl.serving.config import validate_label_name
-
 # TF Serving status code -> HTTP status (http_server.cc ToHTTPStatusCode).
 HTTP_STATUS: dict[str, int] = {
     "OK": 200,
@@ -105,10 +102,6 @@ def check_labels(
     label to a version that is not AVAILABLE still fails the whole reload.
     """
     for label, version in sorted(new_labels.items()):
-        try:
-            validate_label_name(label)
-        except InvalidInput as exc:
-            raise ServingError("INVALID_ARGUMENT", f"model {model}: {exc}") from exc
         if allow_unavailable and old_labels.get(label, version) == version:
             continue
         if states.get(version) != "AVAILABLE":
