@@ -91,6 +91,8 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # urllib3 warns on every retry of a refused connection; the error line already says it (-vv shows them).
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
+    # The locustfile's own verdict lines (for `locust -f`) repeat what tfsctl's error line says.
+    logging.getLogger("tfsctl.loadtest").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def one_line(text: str) -> str:
