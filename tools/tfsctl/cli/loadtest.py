@@ -130,6 +130,21 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _require_payload(settings: LoadSettings, target: str) -> None:
+    """Check a --request-file against the signature once here, so a bad one is one line rather
+    than an error from every Locust user. (Without one, a target problem such as an unknown label
+    is measured and reported by the run itself.)"""
+    if not settings.request_file:
+        return
+    from tfsctl.load import runner
+    from tfsctl.load import target as targets
+
+    opts = runner.parse_options(settings)
+    targets.build_payload(
+        targets.Target.from_options(opts, target), opts.transport, opts.request_file, opts.batch_size
+    )
+
+
 def _require_answering(target: str) -> None:
     """One line before any load when nothing listens at --target (not a run of failed requests)."""
     import socket
@@ -181,6 +196,7 @@ def loadtest(
         from tfsctl.load import runner
 
         _require_answering(target)
+        _require_payload(settings, target)
         result = runner.run(settings, report_dir)
         data = result.to_dict()
     if kw["output"] == "json":

@@ -178,7 +178,11 @@ def from_request(
     for name, value in columns.items():
         dtype = _dtype_for(name, by_name, value)
         np_dtype = NUMPY_DTYPES.get(dtype, "object")
-        tensors.append(Tensor(name, dtype, np.asarray(value, dtype=np_dtype)))
+        try:
+            array = np.asarray(value, dtype=np_dtype)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{source}: input {name!r} does not fit its {dtype}: {exc}") from None
+        tensors.append(Tensor(name, dtype, array))
     rest_body = {k: v for k, v in body.items() if k != "signature_name"}
     return Payload(
         signature=signature, rest_body={"signature_name": signature, **rest_body}, tensors=tuple(tensors)
