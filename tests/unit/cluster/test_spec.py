@@ -141,3 +141,10 @@ def test_fingerprint_changes_with_the_configuration_only() -> None:
     a = cspec.fingerprint(cspec.ClusterSpec(), BIN)
     assert a == cspec.fingerprint(cspec.ClusterSpec(), BIN)
     assert a != cspec.fingerprint(cspec.ClusterSpec(ports=cspec.Ports(30000)), BIN)
+
+
+@pytest.mark.parametrize("component", ["kube-controller-manager", "kube-scheduler"])
+def test_single_control_plane_components_do_not_elect_a_leader(component: str) -> None:
+    # a lost Lease makes an electing component exit, and nothing restarts it
+    args = {a["key"]: a for a in {p["name"]: p for p in _config()["componentsPatches"]}[component]["extraArgs"]}
+    assert args["leader-elect"] == {"key": "leader-elect", "value": "false", "override": True}

@@ -288,9 +288,14 @@ def kwokctl_config(spec: ClusterSpec, binaries: Binaries, metrics_manifests: Pat
             ("manage-nodes-with-annotation-selector", f"{KWOK_NODE_ANNOTATION}=fake", False),
             ("node-ip", "127.0.0.1", True),
         ),
+        # One instance of each: without leader election a missed Lease renewal on a loaded machine
+        # cannot make the process exit for good (kwokctl's binary runtime restarts nothing).
         _patch(
-            "kube-controller-manager", ("horizontal-pod-autoscaler-sync-period", spec.hpa_sync_period, False)
+            "kube-controller-manager",
+            ("horizontal-pod-autoscaler-sync-period", spec.hpa_sync_period, False),
+            ("leader-elect", "false", True),
         ),
+        _patch("kube-scheduler", ("leader-elect", "false", True)),
         _patch(
             "metrics-server",
             ("metric-resolution", spec.metric_resolution, True),
