@@ -11,7 +11,7 @@ from tfsctl.errors import ToolkitError
 
 # top-level module -> the extra (in pyproject.toml) that installs it
 EXTRA_OF: dict[str, str] = {
-    "tensorflow": "serve",
+    "tensorflow": "tensorflow",
     "locust": "load",
     "gevent": "load",
     "matplotlib": "load",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.load_servers import loadtest_json, locust, request_count
-from tfsctl.serving.testing import LocalServer
+from tfsbed.serve.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

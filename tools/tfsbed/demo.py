@@ -119,7 +119,7 @@ def reset(plan: DemoPlan, timeout: float = 120.0) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
-    from tfsctl.cluster.volumes import DEFAULT_NAME as PV_NAME
+    from tfsbed.cluster.volumes import DEFAULT_NAME as PV_NAME
     from tfsctl.kubeclient import api_client
 
     core: Any = client.CoreV1Api(api_client())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tfsctl.demo import DemoPlan, run
+from tfsbed.demo import DemoPlan, run
 
 
 @click.command()

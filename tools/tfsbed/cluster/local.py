@@ -1,7 +1,7 @@
 """Start, inspect and stop the local cluster (``tfsctl cluster up|down|status``).
 
 ``kwokctl --runtime binary`` runs the control plane from the pinned builds
-(:mod:`tfsctl.toolchain`); this module adds what kwokctl does not do: it checks
+(:mod:`tfsbed.toolchain`); this module adds what kwokctl does not do: it checks
 ports and stale state first, verifies every component really runs (kwokctl
 does not notice a component that exits at start), creates the simulated nodes,
 starts the process-node agent and waits, bounded, until all of it is Ready.
@@ -32,14 +32,15 @@ from typing import Any, Literal, cast
 
 import yaml
 
-from tfsctl import paths, toolchain
-from tfsctl.cluster import spec as cspec
+from tfsbed import toolchain
+from tfsbed.cluster import spec as cspec
+from tfsctl import paths
 from tfsctl.errors import Conflict, Timeout, ToolkitError, Unavailable
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = paths.TOOLS_DIR / "cluster"
-AGENT_MODULE = "tfsctl.cluster.agent"
+AGENT_MODULE = "tfsbed.cluster.agent"
 AGENT_METRICS_PORT_OFFSET = 50
 
 State = Literal["running", "degraded", "stopped", "absent"]

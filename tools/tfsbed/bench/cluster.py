@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tfsctl import toolchain
-from tfsctl.bench import Table
+from tfsbed import toolchain
+from tfsbed.bench import Table
 
 TOOLS = ("kubernetes", "etcd", "kwok", "metrics-server")
 BENCH_PORT_BASE = 29400
@@ -25,7 +25,7 @@ def _build_table() -> Table:
         "Local cluster: first build per tool (from source, cached afterwards)",
         ["tool", "version", "binaries", "first build (s)"],
         notes=[
-            "Seconds recorded by `tfsctl.toolchain` in `<cache>/<tool>/<version>/.complete` when the tool "
+            "Seconds recorded by `tfsbed.toolchain` in `<cache>/<tool>/<version>/.complete` when the tool "
             "was built; later runs reuse the cache.",
         ],
     )
@@ -47,8 +47,8 @@ def _fmt(values: list[float]) -> str:
 
 
 def _start_stop_table(runs: int) -> Table:
-    from tfsctl.cluster import spec as cspec
-    from tfsctl.cluster.local import LocalCluster
+    from tfsbed.cluster import spec as cspec
+    from tfsbed.cluster.local import LocalCluster
 
     create: list[float] = []
     reuse: list[float] = []
@@ -79,7 +79,7 @@ def _start_stop_table(runs: int) -> Table:
         ["operation", "seconds"],
         notes=[
             f"{runs} run(s), median (min, max) where more than one; kwok nodes and metrics.k8s.io included; "
-            "measured with `python -m tfsctl.bench --only cluster`.",
+            "measured with `python -m tfsbed.bench --only cluster`.",
             "The process node (agent) is not part of this figure.",
         ],
     )

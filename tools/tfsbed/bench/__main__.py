@@ -11,11 +11,11 @@ import platform
 import sys
 from pathlib import Path
 
-from tfsctl.bench import AREAS, Table
+from tfsbed.bench import AREAS, Table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfsctl.bench")
+    parser = argparse.ArgumentParser(prog="python -m tfsbed.bench")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.md"))
     parser.add_argument("--only", default="", help="comma-separated areas: " + ",".join(AREAS))
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"# Benchmarks\n\nMeasured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} on "
         f"{platform.machine()} with {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"by `make bench` (`python -m tfsctl.bench{' --quick' if args.quick else ''}`).\n\n"
+        f"by `make bench` (`python -m tfsbed.bench{' --quick' if args.quick else ''}`).\n\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + "\n".join(sections))

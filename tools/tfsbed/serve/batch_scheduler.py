@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tfsctl.serving.batching import BatchingParameters, batch_size_of, merge, shape_key, split
+from tfsbed.serve.batching import BatchingParameters, batch_size_of, merge, shape_key, split
 from tfsctl.serving.rules import ServingError
 
 log = logging.getLogger(__name__)

@@ -25,18 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from tfsbed.serve.batch_scheduler import BatchScheduler
+from tfsbed.serve.batching import FLAG as BATCHING_FLAG
+from tfsbed.serve.batching import BatchingParameters, load_batching_parameters
+from tfsbed.serve.core import ServerCore
+from tfsbed.serve.flags import ServeOptions, resolve_path, session_threads
+from tfsbed.serve.metrics import Metrics
+from tfsbed.serve.tls import SSLConfig, load_ssl_config, server_credentials
 from tfsctl.errors import InvalidInput, ToolkitError
 from tfsctl.serving import tensors
-from tfsctl.serving.batch_scheduler import BatchScheduler
-from tfsctl.serving.batching import FLAG as BATCHING_FLAG
-from tfsctl.serving.batching import BatchingParameters, load_batching_parameters
 from tfsctl.serving.config import ServerConfig
-from tfsctl.serving.core import ServerCore
 from tfsctl.serving.examples import to_example
-from tfsctl.serving.flags import ServeOptions, resolve_path, session_threads
-from tfsctl.serving.metrics import Metrics
 from tfsctl.serving.rules import CODE_NUMBERS, ServingError
-from tfsctl.serving.tls import SSLConfig, load_ssl_config, server_credentials
 
 log = logging.getLogger("tfsctl.serve")
 
@@ -92,6 +92,9 @@ class Service:
 def _grpc_servicers(service: Service) -> tuple[Any, Any]:
     import grpc
 
+    from tfsbed.serve.servable import CLASSIFY as CLASSIFY_METHOD
+    from tfsbed.serve.servable import REGRESS as REGRESS_METHOD
+    from tfsbed.serve.servable import examples_of
     from tfsctl.serving.protos import (
         classification_pb2,
         get_model_status_pb2,
@@ -102,9 +105,6 @@ def _grpc_servicers(service: Service) -> tuple[Any, Any]:
         prediction_service_pb2_grpc,
         regression_pb2,
     )
-    from tfsctl.serving.servable import CLASSIFY as CLASSIFY_METHOD
-    from tfsctl.serving.servable import REGRESS as REGRESS_METHOD
-    from tfsctl.serving.servable import examples_of
 
     def abort(context: Any, exc: ServingError) -> None:
         context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNKNOWN), exc.message)
@@ -653,7 +653,7 @@ def _batching_parameters(options: ServeOptions) -> BatchingParameters | None:
 def _make_loader(
     options: ServeOptions, batcher: BatchScheduler | None = None
 ) -> Callable[[str, int, str], Any]:
-    from tfsctl.serving.servable import Servable
+    from tfsbed.serve.servable import Servable
 
     tags = tuple(t.strip() for t in options.saved_model_tags.split(",") if t.strip()) or ("serve",)
 

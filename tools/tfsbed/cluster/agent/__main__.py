@@ -1,4 +1,4 @@
-"""``python -m tfsctl.cluster.agent``: run the process node agent in the foreground."""
+"""``python -m tfsbed.cluster.agent``: run the process node agent in the foreground."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .agent import AgentConfig, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfsctl.cluster.agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tfsbed.cluster.agent", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, help="kubeconfig of the cluster to join")
     parser.add_argument("--state-dir", type=Path, required=True, help="volumes, logs, IP allocations")
     parser.add_argument("--node-name", default=DEFAULT_NODE_NAME)

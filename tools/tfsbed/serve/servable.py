@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from tfsbed.serve.batch_scheduler import BatchScheduler
 from tfsctl.serving import tensors
-from tfsctl.serving.batch_scheduler import BatchScheduler
 from tfsctl.serving.examples import merge_context
 from tfsctl.serving.rules import ServingError, input_mismatch_message
 

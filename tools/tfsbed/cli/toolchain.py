@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tfsctl import toolchain as tc
+from tfsbed import toolchain as tc
 from tfsctl.errors import ToolkitError
 
 

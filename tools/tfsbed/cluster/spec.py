@@ -1,11 +1,11 @@
 """What the local cluster is made of, as data: ports, nodes and the kwokctl configuration.
 
-Pure: no I/O. :mod:`tfsctl.cluster.local` turns this into running processes.
+Pure: no I/O. :mod:`tfsbed.cluster.local` turns this into running processes.
 
 Nodes carry a ``provider`` so the cluster is not tied to kwok: ``kwok`` nodes
 are created here through the API and simulated by the kwok controller,
 ``agent`` nodes register themselves (the process node run by
-:mod:`tfsctl.cluster.agent`); a later real kubelet would be one more provider.
+:mod:`tfsbed.cluster.agent`); a later real kubelet would be one more provider.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tfsctl.cluster import CLUSTER_NAME, NODE_TYPE_LABEL, PROCESS_NODE_NAME
+from tfsbed.cluster import CLUSTER_NAME, NODE_TYPE_LABEL, PROCESS_NODE_NAME
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # metrics-server reads a node's resource metrics from this path when annotated
@@ -181,7 +181,7 @@ def eci_node() -> NodeSpec:
 
 
 def process_node() -> NodeSpec:
-    """The node whose pods run as local processes; it registers itself (``tfsctl.cluster.agent``).
+    """The node whose pods run as local processes; it registers itself (``tfsbed.cluster.agent``).
 
     The agent taints it ``node.tfsctl.dev/process=true:NoSchedule``: only workloads written
     for it (``values/local.yaml``, the Locust pods, test helpers) tolerate that.

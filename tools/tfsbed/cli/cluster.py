@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from tfsbed.cluster.volumes import DEFAULT_NAME as DEFAULT_PV_NAME
 from tfsctl import paths
-from tfsctl.cluster.volumes import DEFAULT_NAME as DEFAULT_PV_NAME
 from tfsctl.errors import NotFound
 
 if TYPE_CHECKING:
-    from tfsctl.cluster.local import LocalCluster
+    from tfsbed.cluster.local import LocalCluster
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +33,7 @@ def _progress(line: str) -> None:
 
 
 def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
-    from tfsctl.cluster import local, spec
+    from tfsbed.cluster import local, spec
     from tfsctl.errors import InvalidInput
 
     try:
@@ -78,7 +78,7 @@ def _common(fn: F) -> F:
 def _opts(
     port_base: int, state_dir: Path | None, kubeconfig: Path | None, with_agent: bool = True
 ) -> ClusterOptions:
-    from tfsctl.cluster.local import STATE_DIR
+    from tfsbed.cluster.local import STATE_DIR
 
     if kubeconfig is None:
         kubeconfig = paths.LOCAL_KUBECONFIG if state_dir is None else state_dir / "kubeconfig"
@@ -166,7 +166,7 @@ def status(port_base: int, state_dir: Path | None, kubeconfig: Path | None, outp
 )
 def models_volume(directory: Path, name: str, labels: tuple[str, ...]) -> None:
     """Expose DIRECTORY (a model repository) to the cluster as a hostPath PersistentVolume."""
-    from tfsctl.cluster.volumes import apply_models_pv, parse_labels
+    from tfsbed.cluster.volumes import apply_models_pv, parse_labels
     from tfsctl.kubeclient import connect
 
     selected = parse_labels(labels)

@@ -7,7 +7,7 @@ generator is what saturates): our locustfile's ``RestUser``, a minimal
 limit; Debian's ``wrk`` package, installed with ``apt-get install -y wrk`` when
 missing and permitted). Each generator is one process; its CPU time (psutil)
 over the wall time gives the cores it used, and requests/s divided by that is
-the figure. Run: ``python -m tfsctl.bench --only load``.
+the figure. Run: ``python -m tfsbed.bench --only load``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from tfsctl.bench import Table
+from tfsbed.bench import Table
 from tfsctl.paths import REPO_ROOT
 
 LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"

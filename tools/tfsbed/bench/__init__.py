@@ -1,6 +1,6 @@
 """Benchmarks: each area module exposes ``collect(quick: bool) -> list[Table]``.
 
-``python -m tfsctl.bench --out reports/bench.md`` runs them all (or ``--only
+``python -m tfsbed.bench --out reports/bench.md`` runs them all (or ``--only
 serving,release``) and writes one Markdown file of tables, each with the
 command that produced it, so quoted figures can be traced and re-measured.
 """
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 # area name -> module; each module has collect(quick: bool) -> list[Table]
 AREAS: dict[str, str] = {
-    "cli": "tfsctl.bench.cli",
-    "serving": "tfsctl.bench.serving",
-    "cluster": "tfsctl.bench.cluster",
-    "release": "tfsctl.bench.release",
-    "load": "tfsctl.bench.load",
+    "cli": "tfsbed.bench.cli",
+    "serving": "tfsbed.bench.serving",
+    "cluster": "tfsbed.bench.cluster",
+    "release": "tfsbed.bench.release",
+    "load": "tfsbed.bench.load",
 }
 
 

@@ -2,7 +2,7 @@
 
 This module is standard-library only on purpose: the Makefile runs it with the
 system Python before the project's virtualenv exists (``python3 -m
-tfsctl.toolchain ensure helm``).
+tfsbed.toolchain ensure helm``).
 
 Every tool is built once per version into ``$TFSCTL_CACHE/<tool>/<version>``
 (default ``~/.cache/tfsctl``) and linked into ``.tools/bin`` of the checkout,
@@ -355,7 +355,7 @@ def binary(name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfsctl.toolchain", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tfsbed.toolchain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_ensure = sub.add_parser("ensure", help="build (once) and link tools into .tools/bin")
     p_ensure.add_argument("tools", nargs="+", choices=sorted(TOOLS))

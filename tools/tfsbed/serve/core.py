@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfsbed.serve.flags import resolve_path
 from tfsctl.serving.config import ModelConfig, ServerConfig
-from tfsctl.serving.flags import resolve_path
 from tfsctl.serving.rules import ServingError, check_labels, unsupported_base_path, version_dirs
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,8 @@
 """Several real ``tfsctl serve`` processes sharing one model config file, and a probe.
 
-Used by the release e2e tests and the release benchmark (endpoint mode).
+Used by the release e2e tests and the release benchmark (endpoint mode); it lives in
+the test bed, not under ``tests/``, because the benchmark needs it and nothing under
+``tools/`` imports from ``tests/``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfsbed import REPO_ROOT
 from tfsctl.serving.client import Endpoint, ServingClient
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

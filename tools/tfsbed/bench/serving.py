@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tfsctl.bench import Table
+from tfsbed.bench import Table
 
 BATCHES = (1, 32)
 BATCHING_PARAMETERS = """max_batch_size {{ value: 16 }}
@@ -73,8 +73,8 @@ def _measure(call: Callable[[], Any], count: int, warmup: int = 5) -> tuple[floa
 
 
 def collect(quick: bool) -> list[Table]:
-    from tfsctl.serving.servable import Servable
-    from tfsctl.serving.testing import LocalServer
+    from tfsbed.serve.servable import Servable
+    from tfsbed.serve.testing import LocalServer
 
     count = 60 if quick else 400
     rows: list[list[str]] = []
@@ -188,7 +188,7 @@ def _batch_histogram(port: int, model: str) -> tuple[float, int]:
 
 
 def _batching_table(name: str, base: Path, input_name: str, tmp: Path, quick: bool) -> Table:
-    from tfsctl.serving.testing import LocalServer
+    from tfsbed.serve.testing import LocalServer
 
     clients = 16
     per_client = 20 if quick else 100

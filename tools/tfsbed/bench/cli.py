@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tfsctl.bench import Table
+from tfsbed.bench import Table
 
 # Runs the CLI in-process and reports whether the TF runtime got imported.
 _PROBE = (
@@ -48,8 +48,8 @@ def _time(argv: list[str], runs: int) -> tuple[float, float, str]:
 
 
 def collect(quick: bool) -> list[Table]:
+    from tfsbed.serve.testing import LocalServer
     from tfsctl.paths import REPO_ROOT
-    from tfsctl.serving.testing import LocalServer
 
     runs = 3 if quick else 7
     py = sys.executable

@@ -42,8 +42,8 @@ def serve(flags: tuple[str, ...]) -> None:
     \b
     Env TFSCTL_FS_ROOT: resolve every absolute path (flags and base_paths) under this directory.
     """
-    from tfsctl.serving.flags import parse_flags
-    from tfsctl.serving.server import serve as run
+    from tfsbed.serve.flags import parse_flags
+    from tfsbed.serve.server import serve as run
 
     options = parse_flags(flags)
     root = logging.getLogger()

@@ -7,22 +7,17 @@ config file (no cluster needed); the table says so.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tfsctl.bench import Table
-from tfsctl.paths import REPO_ROOT
+from tfsbed.bench import Table
 
 
 def _support() -> object:
-    tests = str(REPO_ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from support import release_fleet
+    from tfsbed.serve import fleet
 
-    return release_fleet
+    return fleet
 
 
 def _promote_seconds(fleet_mod: object, config: Path, servers: list, version: int) -> tuple[float, int, int]:
@@ -82,7 +77,7 @@ def collect(quick: bool) -> list[Table]:
             "rolling restart: write the final config, then stop/start each server and wait until AVAILABLE; "
             "the probe skips the server being restarted, as a draining load balancer would",
             "probe: REST predict on /v1/models/fashion/labels/stable round-robin over all servers",
-            "command: python -m tfsctl.bench --only release" + (" --quick" if quick else ""),
+            "command: python -m tfsbed.bench --only release" + (" --quick" if quick else ""),
         ],
     )
     with tempfile.TemporaryDirectory(prefix="tfsctl-bench-release-") as tmp:

@@ -32,7 +32,7 @@ Pure decisions live in :mod:`.ipam`, :mod:`.probes`, :mod:`.podstatus`,
 :mod:`.env` and :mod:`.metrics`; everything that touches the system or the API
 is in the adapters (:mod:`.netns`, :mod:`.volumes`, :mod:`.runtime`,
 :mod:`.node`, :mod:`.loadbalancer`, :mod:`.server`) wired together by
-:class:`.agent.Agent`. Entry point: ``python -m tfsctl.cluster.agent``.
+:class:`.agent.Agent`. Entry point: ``python -m tfsbed.cluster.agent``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ locally built binaries, with simulated nodes of several kinds:
 
 - ``kwok`` nodes (CPU, GPU, an ACK-like ECI virtual node) whose pods only exist
   in the API, with CPU/memory usage emulated by kwok's ResourceUsage CRDs;
-- the ``agent`` node ``tfsctl-process-0`` run by :mod:`tfsctl.cluster.agent`,
+- the ``agent`` node ``tfsctl-process-0`` run by :mod:`tfsbed.cluster.agent`,
   whose pods really run as local processes.
 
 :mod:`.spec` holds the pure description (nodes, ports, the kwokctl
