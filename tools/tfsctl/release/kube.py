@@ -36,6 +36,7 @@ from tfsctl.release.replicas import (
 )
 from tfsctl.release.scale import Autoscaler
 from tfsctl.release.values import get_path
+from tfsctl.serving.client import Transport
 from tfsctl.serving.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -371,6 +372,7 @@ class ReleaseStore:
         self.full = fullname(release, computed)
         self.grpc_port = int(get_path(computed, "server.grpcPort", 8500))
         self.rest_port = int(get_path(computed, "server.restPort", 8501))
+        self.transport: Transport = "rest" if get_path(computed, "server.restEnabled", True) else "grpc"
         self.connect = connect
         self._connector = connector
         self._forwarder: Any = None
@@ -448,7 +450,7 @@ class ReleaseStore:
 
     def replicas(self) -> list[Replica]:
         return [
-            Replica(name, self.connector.endpoint(name, ip), True, node)
+            Replica(name, self.connector.endpoint(name, ip), True, node, self.transport)
             for name, ip, node in self.kube.ready_endpoints(self.full)
         ]
 

@@ -191,8 +191,11 @@ def _replicas_and_starting(store: ConfigStore) -> tuple[list[Replica], list[Repl
         return store.replicas(), []
     connector = store.connector  # type: ignore[attr-defined]
     pods = kube.pods(store.release)  # type: ignore[attr-defined]
+    transport = store.transport  # type: ignore[attr-defined]
     ready = [
-        Replica(p.name, connector.endpoint(p.name, p.ip), True, p.node) for p in pods if p.ready and p.ip
+        Replica(p.name, connector.endpoint(p.name, p.ip), True, p.node, transport)
+        for p in pods
+        if p.ready and p.ip
     ]
     others = [
         ReplicaObservation(p.name, p.ip or "", False, p.node, phase=p.phase, age_seconds=p.age_seconds)

@@ -17,7 +17,7 @@ from typing import Protocol
 from tfsctl.errors import NotFound, ToolkitError, Unavailable
 from tfsctl.release.fleet import ModelObservation, ReplicaObservation
 from tfsctl.release.plan import ModelState, Policy
-from tfsctl.serving.client import Endpoint, ServingClient
+from tfsctl.serving.client import Endpoint, ServingClient, Transport
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ class Replica:
     endpoint: Endpoint
     ready: bool = True
     node: str | None = None
+    # How the fleet reads this server's state: REST needs no TF Serving protos (the core
+    # installs without them); gRPC only where the server has no REST API (server.restEnabled).
+    transport: Transport = "rest"
 
 
 class PodConnector(Protocol):
@@ -191,7 +194,7 @@ class FleetClient:
             seen: dict[str, ModelObservation] = {}
             for model, labels in wanted.items():
                 try:
-                    rows = client.model_status(model)
+                    rows = client.model_status(model, transport=replica.transport)
                 except NotFound as exc:
                     seen[model] = ModelObservation({}, {}, error=str(exc))
                     continue
@@ -207,7 +210,7 @@ class FleetClient:
                 for label in labels:
                     # GetModelMetadata by label, never GetModelStatus (which ignores labels).
                     try:
-                        resolved[label] = client.label_version(model, label)
+                        resolved[label] = client.label_version(model, label, transport=replica.transport)
                     except NotFound:
                         resolved[label] = None
                     except ToolkitError as exc:

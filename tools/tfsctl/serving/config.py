@@ -112,9 +112,9 @@ class ServerConfig:
         """Parse TF Serving's text format; errors are ``InvalidInput`` naming ``source``."""
         from google.protobuf import text_format
 
-        from tfsctl.serving.protos import model_server_config_pb2
+        from tfsctl.serving import schema
 
-        message = model_server_config_pb2.ModelServerConfig()
+        message = schema.new("tensorflow.serving.ModelServerConfig")
         try:
             text_format.Parse(text, message)
         except text_format.ParseError as exc:
@@ -150,9 +150,10 @@ class ServerConfig:
         return cls(models)
 
     def to_proto(self) -> Any:
-        from tfsctl.serving.protos import model_server_config_pb2
+        """The ``ModelServerConfig`` message, of the core's own class (``tfsctl.serving.schema``)."""
+        from tfsctl.serving import schema
 
-        message = model_server_config_pb2.ModelServerConfig()
+        message = schema.new("tensorflow.serving.ModelServerConfig")
         configs = message.model_config_list.config
         for model in self.models.values():
             entry = configs.add()
