@@ -39,6 +39,22 @@ def _k8s(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _chart(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For commands that render the chart (a deploy, and every change that upgrades the release)."""
+    fn = click.option(
+        "--version",
+        "chart_version",
+        default=None,
+        help="With --chart oci://...: the chart version to pull (default: the newest).",
+    )(fn)
+    return click.option(
+        "--chart",
+        default=None,
+        metavar="PATH|oci://REF",
+        help="The chart: a directory, a .tgz, or oci://host/repository/chart. Default: the packaged chart.",
+    )(fn)
+
+
 def _connect(fn: Callable[..., Any]) -> Callable[..., Any]:
     """For commands that talk to every replica (Kubernetes mode)."""
     return click.option(
@@ -72,6 +88,8 @@ def _target(kw: dict[str, Any]) -> Any:
         kubeconfig=kw.pop("kubeconfig", None),
         timeout=kw.pop("timeout", 120.0),
         connect=kw.pop("connect", "auto"),
+        chart=kw.pop("chart", None),
+        chart_version=kw.pop("chart_version", None),
     )
 
 
@@ -81,6 +99,7 @@ def _emit(output: str, data: Any, table: str) -> None:
 
 @click.command()
 @_k8s
+@_chart
 @click.option(
     "-f", "--values", "values_files", multiple=True, type=click.Path(path_type=Path), help="Repeatable."
 )
@@ -137,6 +156,7 @@ def deploy(
 
 @click.command()
 @_k8s
+@_chart
 @click.option("--replicas", type=int, required=True)
 @click.option("--adjust-hpa", is_flag=True, help="When an HPA owns the replicas, move its min/max instead.")
 @click.option("--wait/--no-wait", default=True, show_default=True)
@@ -170,7 +190,7 @@ def _promotion_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Seconds to wait for another promotion to finish.",
     )(fn)
     fn = click.option("--dry-run", is_flag=True, help="Show the plan only.")(fn)
-    return OUTPUT(_endpoint_mode(_connect(_k8s(fn))))
+    return OUTPUT(_endpoint_mode(_connect(_chart(_k8s(fn)))))
 
 
 def _print_promotion(result: Any, output: str) -> None:
@@ -361,6 +381,7 @@ def history(model: str | None, output: str, **kw: Any) -> None:
 )
 @click.option("--release", "-r", default="validate", show_default=True, help="Release name to render as.")
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace to render in.")
+@_chart
 @OUTPUT
 def validate(
     values_files: tuple[Path, ...],
@@ -369,12 +390,16 @@ def validate(
     model_config: Path | None,
     release: str,
     namespace: str,
+    chart: str | None,
+    chart_version: str | None,
     output: str,
 ) -> None:
     """Check values (schema + chart rules + HPA routes), a model repository layout and a model config file."""
     from tfsctl.release import ops
 
-    report = ops.validate(list(values_files), list(sets), model_repo, model_config, release, namespace)
+    report = ops.validate(
+        list(values_files), list(sets), model_repo, model_config, release, namespace, chart, chart_version
+    )
     lines = [f"checked {c}" for c in report.checked]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:

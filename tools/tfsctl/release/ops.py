@@ -20,6 +20,7 @@ import yaml
 
 from tfsctl import paths
 from tfsctl.errors import CheckFailed, InvalidInput, NotFound, Timeout, ToolkitError
+from tfsctl.release import chart as charts
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
@@ -45,6 +46,9 @@ class Target:
     kubeconfig: Path | None = None
     timeout: float = 120.0
     connect: str = "auto"  # Kubernetes mode: how to dial pods (auto | pod-ip | port-forward)
+    # --chart/--version: the chart a change renders (tfsctl.release.chart); None = the packaged one
+    chart: str | None = None
+    chart_version: str | None = None
 
     def check(self) -> None:
         if self.model_config is not None or self.endpoints is not None:
@@ -71,10 +75,11 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
     from tfsctl.release.kube import KubeAdapter, ReleaseStore
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
+    ref = charts.parse(target.chart, target.chart_version)
     api = connect(kubeconfig)
     assert target.release is not None
-    with asyncio.Runner() as runner:
-        helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
+    with charts.materialize(ref) as chart_dir, asyncio.Runner() as runner:
+        helm = HelmAdapter(helm_client(kubeconfig), chart_dir, timeout=target.timeout)
         kube = KubeAdapter(api, target.namespace)
         store = ReleaseStore(
             helm, kube, target.release, runner, helm_timeout=target.timeout, connect=target.connect
@@ -336,11 +341,12 @@ def deploy(
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     from tfsctl.release.kube import KubeAdapter, fullname, lease_name
 
+    ref = charts.parse(target.chart, target.chart_version)
     api = connect(kubeconfig)
     kube = KubeAdapter(api, target.namespace)
 
     async def run() -> DeployResult:
-        helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
+        helm = HelmAdapter(helm_client(kubeconfig), chart_dir, timeout=target.timeout)
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
@@ -373,16 +379,17 @@ def deploy(
             dry_run,
         )
 
-    if dry_run:
-        return asyncio.run(run())
     deadline = time.monotonic() + target.timeout
-    # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
-    if create_namespace:
-        kube.ensure_namespace()
-    else:
-        kube.require_namespace()
-    with kube.lease(lease_name(target.release), lock_timeout):
-        result = asyncio.run(run())
+    with charts.materialize(ref) as chart_dir:
+        if dry_run:
+            return asyncio.run(run())
+        # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
+        if create_namespace:
+            kube.ensure_namespace()
+        else:
+            kube.require_namespace()
+        with kube.lease(lease_name(target.release), lock_timeout):
+            result = asyncio.run(run())
     if wait and values.get("models"):
         # helm --wait saw the Deployment roll out; now every pod Ready and serving the config.
         with open_store(target) as store, FleetClient(timeout=min(10.0, target.timeout)) as fleet:
@@ -479,9 +486,12 @@ def validate(
     model_config: Path | None,
     release: str = "validate",
     namespace: str = "default",
+    chart: str | None = None,
+    chart_version: str | None = None,
 ) -> ValidationReport:
     """Values (schema + chart rules via helm template), a model repository, a model config file."""
     report = ValidationReport()
+    ref = charts.parse(chart, chart_version)
     if values_files or sets:
         report.checked.append("values: " + ", ".join(map(str, values_files)) + (" + --set" if sets else ""))
         try:
@@ -491,9 +501,12 @@ def validate(
         except ToolkitError as exc:
             report.problems.append(str(exc))
         else:
-            report.problems += _schema_problems(values)
-            if not report.problems:
-                report.problems += _template_problems(values, release, namespace)
+            with charts.materialize(ref) as chart_dir:
+                if ref.kind != "packaged":
+                    report.checked.append(f"against chart {ref.describe()}")
+                report.problems += _schema_problems(values, chart_dir)
+                if not report.problems:
+                    report.problems += _template_problems(values, chart_dir, release, namespace)
     if model_config is not None:
         report.checked.append(f"model config: {model_config}")
         report.problems += _model_config_problems(model_config)
@@ -505,12 +518,12 @@ def validate(
     return report
 
 
-def _schema_problems(values: dict[str, Any]) -> list[str]:
+def _schema_problems(values: dict[str, Any], chart_dir: Path) -> list[str]:
     import jsonschema
 
-    schema_path = paths.CHART_DIR / "values.schema.json"
-    schema = json.loads(schema_path.read_text())
-    defaults = yaml.safe_load((paths.CHART_DIR / "values.yaml").read_text()) or {}
+    schema_path = chart_dir / "values.schema.json"
+    schema = json.loads(schema_path.read_text()) if schema_path.exists() else {}
+    defaults = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
     merged = merge_values(defaults, values)
     validator = jsonschema.Draft7Validator(schema)
     out = []
@@ -530,7 +543,7 @@ def _schema_message(err: Any) -> str:
 
 
 def _template_problems(
-    values: dict[str, Any], release: str = "validate", namespace: str = "default"
+    values: dict[str, Any], chart_dir: Path, release: str = "validate", namespace: str = "default"
 ) -> list[str]:
     import subprocess
 
@@ -538,7 +551,7 @@ def _template_problems(
 
     try:
         proc = subprocess.run(
-            [paths.tool_path("helm"), "template", release, str(paths.CHART_DIR), "-n", namespace, "-f", "-"],
+            [paths.tool_path("helm"), "template", release, str(chart_dir), "-n", namespace, "-f", "-"],
             input=json.dumps(values),
             capture_output=True,
             text=True,
