@@ -348,6 +348,10 @@ class ReleaseStore:
     """A Helm release as the ConfigStore of a promotion (Kubernetes mode)."""
 
     strict = False
+    # The servers apply the ConfigMap themselves: they poll it (modelConfig.pollWaitSeconds), or,
+    # with polling off, a config change rolls the pods. No gRPC push, so the core needs no TF
+    # Serving protos to promote (settle_seconds already waits out a poll period per step).
+    push_reload = False
 
     def __init__(
         self,
