@@ -9,13 +9,13 @@ The token never appears as a flag value: it comes from ``TFSCTL_LOAD_TOKEN`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, InvalidInput, Unavailable
 from tfsctl.load.options import TRANSPORTS, LoadSettings
 from tfsctl.load.shapes import SHAPES, parse_duration
@@ -73,7 +73,7 @@ def _load_options(
             default=None,
             help="File holding the Authorization header value (else $TFSCTL_LOAD_TOKEN).",
         ),
-        click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True),
+        OUTPUT,
     ]
 
     def decorate(func: Any) -> Any:
@@ -124,10 +124,6 @@ def _settings(host: str, kw: dict[str, Any]) -> LoadSettings:
     )
     settings.build_shape()  # validate shape parameters before anything starts
     return settings
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def _require_payload(settings: LoadSettings, target: str) -> None:
@@ -199,9 +195,7 @@ def loadtest(
         _require_payload(settings, target)
         result = runner.run(settings, report_dir)
         data = result.to_dict()
-    if kw["output"] == "json":
-        _echo_json(data)
-    else:
+    if not structured(kw["output"], data):
         s = data["summary"]
         click.echo(
             f"{s['requests']} requests, {s['failures']} failures ({s['failure_ratio']:.2%}), "
@@ -264,9 +258,7 @@ def verify_autoscaling(
     from tfsctl.kubeclient import connect
 
     outcome = verify.verify(request, report_dir, api=connect())
-    if kw["output"] == "json":
-        _echo_json(outcome.report.to_dict())
-    else:
+    if not structured(kw["output"], outcome.report.to_dict()):
         for check in outcome.report.evaluation.checks:
             click.echo(f"{check.status.upper():4}  {check.name:13} {check.reason}")
         for name, path in sorted(outcome.files.items()):

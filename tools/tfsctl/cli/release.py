@@ -5,18 +5,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, first_of
 
-OUTPUT = click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
 LOCK_TIMEOUT = click.option(
     "--lock-timeout",
     type=float,
@@ -94,7 +91,8 @@ def _target(kw: dict[str, Any]) -> Any:
 
 
 def _emit(output: str, data: Any, table: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else table)
+    if not structured(output, data):
+        click.echo(table)
 
 
 @click.command()
@@ -194,8 +192,7 @@ def _promotion_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _print_promotion(result: Any, output: str) -> None:
-    if output == "json":
-        _emit(output, {**result.__dict__, "steps": [s.__dict__ for s in result.steps]}, "")
+    if structured(output, {**result.__dict__, "steps": [s.__dict__ for s in result.steps]}):
         return
     verb = {"promote": "promoted", "rollback": "rolled back"}[result.action]
     if result.dry_run:
