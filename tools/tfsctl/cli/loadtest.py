@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tfsctl.cli.kube_options import cluster_options
 from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, InvalidInput, Unavailable
 from tfsctl.load.options import TRANSPORTS, LoadSettings
@@ -171,9 +172,17 @@ def _require_answering(target: str) -> None:
     "--distributed", is_flag=True, help="Run Locust master + workers in the cluster (see loadtest/)."
 )
 @click.option("--workers", type=int, default=2, show_default=True, help="Workers for --distributed.")
-@click.option("--namespace", default="default", show_default=True, help="Namespace for --distributed.")
+@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace for --distributed.")
+@cluster_options
 def loadtest(
-    target: str, report_dir: Path, distributed: bool, workers: int, namespace: str, **kw: Any
+    target: str,
+    report_dir: Path,
+    distributed: bool,
+    workers: int,
+    namespace: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    **kw: Any,
 ) -> None:
     """Send load to TARGET with the locustfile; write Locust's CSV and HTML into --report.
 
@@ -185,8 +194,12 @@ def loadtest(
 
         if workers < 1:
             raise InvalidInput(f"--workers {workers}: must be at least 1")
+        from tfsctl.kubeclient import api_client
+
         data = dist.run(
-            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace), report_dir
+            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace),
+            report_dir,
+            api=api_client(kubeconfig, context),
         )
     else:
         from tfsctl.load import runner
@@ -208,8 +221,9 @@ def loadtest(
 
 
 @click.command("verify-autoscaling")
-@click.option("--release", required=True, help="Helm release whose HPA to verify.")
-@click.option("--namespace", default="default", show_default=True)
+@click.option("--release", "-r", required=True, help="Helm release whose HPA to verify.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@cluster_options
 @click.option("--target", default=None, help="REST base URL (default: the Service's LoadBalancer ingress).")
 # paced users, periodic reconnects: a fixed request rate, and new pods get connections (spread check)
 @_load_options("step", 8, "90s", user_rps=10.0, reconnect_every=50)
@@ -228,6 +242,8 @@ def loadtest(
 def verify_autoscaling(
     release: str,
     namespace: str,
+    kubeconfig: Path | None,
+    context: str | None,
     target: str | None,
     at_least: int,
     scale_out_within: str,
@@ -257,7 +273,7 @@ def verify_autoscaling(
     )
     from tfsctl.kubeclient import connect
 
-    outcome = verify.verify(request, report_dir, api=connect())
+    outcome = verify.verify(request, report_dir, api=connect(kubeconfig, context))
     if not structured(kw["output"], outcome.report.to_dict()):
         for check in outcome.report.evaluation.checks:
             click.echo(f"{check.status.upper():4}  {check.name:13} {check.reason}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from tfsctl.cli.kube_options import cluster_options
 from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, first_of
 
@@ -28,9 +29,7 @@ def _k8s(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--namespace", "-n", default="default", show_default=True, help="Namespace of the release."
     )(fn)
     fn = click.option("--release", "-r", default=None, help="Helm release (Kubernetes mode).")(fn)
-    fn = click.option(
-        "--kubeconfig", type=click.Path(path_type=Path), default=None, help="Default: $KUBECONFIG."
-    )(fn)
+    fn = cluster_options(fn)
     return click.option(
         "--timeout", type=float, default=120.0, show_default=True, help="Seconds for the whole run."
     )(fn)
@@ -83,6 +82,7 @@ def _target(kw: dict[str, Any]) -> Any:
         model_config=kw.pop("model_config", None),
         endpoints=kw.pop("endpoints", None),
         kubeconfig=kw.pop("kubeconfig", None),
+        context=kw.pop("context", None),
         timeout=kw.pop("timeout", 120.0),
         connect=kw.pop("connect", "auto"),
         chart=kw.pop("chart", None),

@@ -205,8 +205,8 @@ class HelmAdapter:
         return "\n---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs)
 
 
-def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
-    """A pyhelm3 client on the pinned helm binary."""
+def helm_client(kubeconfig: Path | None, timeout: float = 300.0, context: str | None = None) -> Any:
+    """A pyhelm3 client on the pinned helm binary (``--kube-context`` with ``context``)."""
     from pyhelm3 import Client
 
     from tfsctl.paths import tool_path
@@ -215,4 +215,9 @@ def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
     # found" of a first install; the adapter turns real failures into one-line errors instead.
     logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
 
-    return Client(executable=tool_path("helm"), kubeconfig=kubeconfig, default_timeout=f"{int(timeout)}s")
+    return Client(
+        executable=tool_path("helm"),
+        kubeconfig=kubeconfig,
+        kubecontext=context,
+        default_timeout=f"{int(timeout)}s",
+    )

@@ -44,6 +44,7 @@ class Target:
     model_config: Path | None = None
     endpoints: str | None = None
     kubeconfig: Path | None = None
+    context: str | None = None  # --context: a context of the kubeconfig (default: its current one)
     timeout: float = 120.0
     connect: str = "auto"  # Kubernetes mode: how to dial pods (auto | pod-ip | port-forward)
     # --chart/--version: the chart a change renders (tfsctl.release.chart); None = the packaged one
@@ -76,10 +77,10 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     ref = charts.parse(target.chart, target.chart_version)
-    api = connect(kubeconfig)
+    api = connect(kubeconfig, target.context)
     assert target.release is not None
     with charts.materialize(ref) as chart_dir, asyncio.Runner() as runner:
-        helm = HelmAdapter(helm_client(kubeconfig), chart_dir, timeout=target.timeout)
+        helm = HelmAdapter(helm_client(kubeconfig, context=target.context), chart_dir, timeout=target.timeout)
         kube = KubeAdapter(api, target.namespace)
         store = ReleaseStore(
             helm, kube, target.release, runner, helm_timeout=target.timeout, connect=target.connect
@@ -342,11 +343,11 @@ def deploy(
     from tfsctl.release.kube import KubeAdapter, fullname, lease_name
 
     ref = charts.parse(target.chart, target.chart_version)
-    api = connect(kubeconfig)
+    api = connect(kubeconfig, target.context)
     kube = KubeAdapter(api, target.namespace)
 
     async def run() -> DeployResult:
-        helm = HelmAdapter(helm_client(kubeconfig), chart_dir, timeout=target.timeout)
+        helm = HelmAdapter(helm_client(kubeconfig, context=target.context), chart_dir, timeout=target.timeout)
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
