@@ -88,3 +88,39 @@ def test_the_checker_sees_relative_and_absolute_edges() -> None:
     assert "tfsctl.serving.config" in {m for _, m in _imports(source)}
     sample = TOOLS / "tfsbed" / "cluster" / "agent" / "__main__.py"
     assert any(_top(m) == "tfsbed" for _, m in _imports(sample))
+
+
+HELM_ADAPTER = TOOLS / "tfsctl" / "release" / "helm.py"
+
+
+@pytest.mark.parametrize("path", _sources("tfsctl"), ids=lambda p: str(p.relative_to(TOOLS)))
+def test_helm_is_reached_only_through_its_adapter(path: Path) -> None:
+    """pyhelm3 is imported by tfsctl.release.helm alone, and no module runs helm itself."""
+    if path == HELM_ADAPTER:
+        return
+    tree = ast.parse(path.read_text(), filename=str(path))
+    pyhelm3 = [(line, m) for line, m in _imports(path) if _top(m) == "pyhelm3"]
+    assert pyhelm3 == [], f"{path.relative_to(TOOLS)} imports pyhelm3: go through tfsctl.release.helm"
+    runs_helm = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and any(isinstance(a, ast.Constant) and a.value == "helm" for a in ast.walk(node))
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"run", "Popen", "check_output", "call"}
+    ]
+    assert runs_helm == [], f"{path.relative_to(TOOLS)}:{runs_helm} runs helm: go through tfsctl.release.helm"
+
+
+def test_the_helm_adapter_uses_no_private_pyhelm3_api() -> None:
+    tree = ast.parse(HELM_ADAPTER.read_text())
+    private = [
+        (node.lineno, node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "client"
+    ]
+    assert private == [], f"tfsctl.release.helm reaches into pyhelm3's privates: {private}"

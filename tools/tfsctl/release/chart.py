@@ -4,14 +4,14 @@
 in one line naming ``--chart``. ``materialize`` turns the reference into a chart
 directory (what helm, the schema check and the values defaults read): a directory
 as it is, a ``.tgz`` unpacked, an OCI reference pulled with ``helm pull`` (Helm's own
-semantics: ``--version`` picks the tag, none means the newest).
+semantics: ``--version`` picks the tag, none means the newest), through the one helm
+adapter (``tfsctl.release.helm``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -96,18 +96,13 @@ def materialize(ref: ChartRef, helm: str | None = None, timeout: float = 120.0) 
                 raise InvalidInput(f"--chart {ref.location}: not a chart archive ({exc})") from exc
             yield _chart_dir_in(root, ref.location)
             return
-        argv = [helm or paths.tool_path("helm"), "pull", ref.location, "--untar", "--untardir", str(root)]
-        if ref.version:
-            argv += ["--version", ref.version]
+        import asyncio
+
+        from tfsctl.release import helm as helm_adapter
+
+        client = helm_adapter.helm_client(None, executable=helm)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError as exc:
-            raise ToolkitError("helm not found: put helm 3 on PATH (or run `make tools`)") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise ToolkitError(
-                f"--chart {ref.describe()}: helm pull did not finish in {timeout:.0f}s"
-            ) from exc
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or [f"status {done.returncode}"])[-1]
-            raise NotFound(f"--chart {ref.describe()}: helm pull failed: {reason.removeprefix('Error: ')}")
-        yield _chart_dir_in(root, ref.describe())
+            pulled = asyncio.run(helm_adapter.pull(client, ref.location, ref.version, root, timeout))
+        except ToolkitError as exc:
+            raise type(exc)(f"--chart {ref.describe()}: {exc}", detail=exc.detail) from None
+        yield _chart_dir_in(pulled.parent, ref.describe())

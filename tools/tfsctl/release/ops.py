@@ -546,30 +546,18 @@ def _schema_message(err: Any) -> str:
 def _template_problems(
     values: dict[str, Any], chart_dir: Path, release: str = "validate", namespace: str = "default"
 ) -> list[str]:
-    import subprocess
-
+    """The chart's own rules (``fail`` in its templates) and the HPA routes, by rendering it."""
+    from tfsctl.release.helm import HelmAdapter, helm_client
     from tfsctl.release.routes import route_problems
 
     try:
-        proc = subprocess.run(
-            [paths.tool_path("helm"), "template", release, str(chart_dir), "-n", namespace, "-f", "-"],
-            input=json.dumps(values),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except FileNotFoundError:
-        return ["helm not found: run `make tools` (pinned helm in .tools/bin)"]
-    except subprocess.TimeoutExpired:
-        return ["helm template did not finish within 60s"]
-    if proc.returncode == 0:
-        return route_problems(yaml.safe_load_all(proc.stdout))
-    from tfsctl.release.helm import cause
-
-    line, detail = cause(proc.stderr)
-    log.info("helm template: %s", detail)
-    return [line or f"helm template failed with status {proc.returncode}"]
+        helm = HelmAdapter(helm_client(None), chart_dir, timeout=60)
+        docs = asyncio.run(helm.template_docs(release, namespace, values))
+    except ToolkitError as exc:
+        if exc.detail:
+            log.info("helm template: %s", exc.detail)
+        return [str(exc)]
+    return route_problems(docs)
 
 
 def _model_config_problems(path: Path) -> list[str]:
