@@ -235,6 +235,23 @@ class KubeAdapter:
         return sorted(seen.values())
 
     # -------------------------------------------------------------- lease lock
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds Lease ``name`` now (None when it is absent, unreadable or expired)."""
+        try:
+            current = self.coordination.read_namespaced_lease(
+                name, self.namespace, _request_timeout=self.timeout
+            )
+        except Exception:
+            return None
+        spec = current.spec
+        if spec is None:
+            return None
+        renew = spec.renew_time or spec.acquire_time
+        now = dt.datetime.now(dt.timezone.utc)
+        if renew is None or (now - renew).total_seconds() > (spec.lease_duration_seconds or 0):
+            return None
+        return str(spec.holder_identity)
+
     @contextlib.contextmanager
     def lease(self, name: str, timeout: float, duration: int = 30) -> Iterator[None]:
         """Hold Lease ``name`` (renewed every ``duration``/3 s, so a killed holder frees it within
@@ -369,7 +386,18 @@ class ReleaseStore:
         self.namespace = kube.namespace
         self.runner = runner
         self.helm_timeout = helm_timeout
-        info = runner.run(helm.require_deployed(release, self.namespace))
+        try:
+            info = runner.run(helm.require_deployed(release, self.namespace))
+        except Conflict:
+            # A pending helm operation under a live tfsctl Lease is that change's own upgrade:
+            # say so, as taking the Lease would (the Lease is taken only after this check).
+            holder = kube.lease_holder(lease_name(release))
+            if holder is None:
+                raise
+            raise Conflict(
+                f"a promotion of this release is in progress (Lease {self.namespace}/{lease_name(release)} "
+                f"held by {holder}): retry when it is done"
+            ) from None
         self._revision = info.revision
         self.user_values: dict[str, Any] = runner.run(helm.values(release, self.namespace))
         computed = runner.run(helm.values(release, self.namespace, computed=True))
