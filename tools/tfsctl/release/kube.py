@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tfsctl import kubestate
 from tfsctl.errors import Conflict, ExitStatus, NotFound, ToolkitError, Unavailable
 from tfsctl.release import history
 from tfsctl.release.helm import HelmAdapter
@@ -199,16 +200,16 @@ class KubeAdapter:
         return dep.spec.replicas, int(dep.status.ready_replicas or 0)
 
     def pods(self, release: str) -> list[PodInfo]:
-        selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=server"
+        selector = kubestate.server_selector(release)
         items = self._call(
             f"pods of {release}", self.core.list_namespaced_pod, self.namespace, label_selector=selector
         ).items
         out = []
         now = dt.datetime.now(dt.timezone.utc)
         for p in items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            ready = kubestate.is_ready(p)
             phase = p.status.phase or ""
-            if p.metadata.deletion_timestamp is not None:
+            if kubestate.is_terminating(p):
                 ready, phase = False, "Terminating"
             created = p.metadata.creation_timestamp
             age = (now - created).total_seconds() if created is not None else None
