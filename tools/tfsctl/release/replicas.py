@@ -16,7 +16,7 @@ from typing import Protocol
 
 from tfsctl.errors import NotFound, ToolkitError, Unavailable
 from tfsctl.release.fleet import ModelObservation, ReplicaObservation
-from tfsctl.release.plan import ModelState, Policy
+from tfsctl.release.plan import ModelState
 from tfsctl.serving.client import Endpoint, ServingClient, Transport
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
 
@@ -105,27 +105,16 @@ def parse_endpoints(spec: str) -> list[Replica]:
 # ---------------------------------------------------------------- conversions
 
 
-def to_version_policy(policy: Policy) -> VersionPolicy:
-    if policy.kind == "specific":
-        return VersionPolicy.specific(*policy.versions)
-    if policy.kind == "latest":
-        return VersionPolicy.latest(policy.num_versions or 1)
-    return VersionPolicy.all()
-
-
 def state_of(model: ModelConfig) -> ModelState:
-    p = model.policy
-    return ModelState(Policy(p.kind, p.num_versions, tuple(p.versions)), dict(model.labels))
+    return ModelState(model.policy, dict(model.labels))
 
 
 def apply_state(config: ServerConfig, name: str, state: ModelState) -> ServerConfig:
     model = config.models[name]
-    return config.with_model(
-        model.with_policy(to_version_policy(state.policy)).with_labels(dict(state.labels))
-    )
+    return config.with_model(model.with_policy(state.policy).with_labels(dict(state.labels)))
 
 
-def chart_policy(policy: Policy) -> dict[str, object]:
+def chart_policy(policy: VersionPolicy) -> dict[str, object]:
     """The chart's ``versionPolicy`` value for a policy."""
     if policy.kind == "specific":
         return {"specific": {"versions": list(policy.versions)}}

@@ -9,6 +9,7 @@ text-format errors TF Serving itself would report for the same file.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,7 +65,26 @@ class VersionPolicy:
     def specific(cls, *versions: int) -> VersionPolicy:
         return cls("specific", versions=tuple(sorted(set(versions))))
 
-    def select(self, available: list[int] | tuple[int, ...] | set[int]) -> list[int]:
+    def served(self, repository: Iterable[int] | None) -> frozenset[int] | None:
+        """The versions this policy makes the server load, given the repository's (None: unknown).
+
+        Unlike ``select``, a specific policy names its versions whether or not they are on disk:
+        that is what a promotion plans against.
+        """
+        if self.kind == "specific":
+            return frozenset(self.versions)
+        if repository is None:
+            return None
+        return frozenset(self.select(list(repository)))
+
+    def describe(self) -> str:
+        if self.kind == "specific":
+            return "specific [" + ", ".join(map(str, self.versions)) + "]"
+        if self.kind == "latest":
+            return f"latest {self.num_versions or 1}"
+        return "all"
+
+    def select(self, available: Iterable[int]) -> list[int]:
         """The versions to serve out of those present on disk, ascending."""
         found = sorted(set(available))
         if self.kind == "all":
