@@ -90,7 +90,7 @@ def steps(plan: DemoPlan) -> Iterator[Step]:
             *release,
             "--model",
             plan.model,
-            "--label",
+            "--model-label",
             "stable",
             "--shape",
             "step",

@@ -18,30 +18,28 @@ import click
 from tfsctl.cli.kube_options import cluster_options
 from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, InvalidInput, Unavailable
-from tfsctl.load.options import TRANSPORTS, LoadSettings
-from tfsctl.load.shapes import SHAPES, parse_duration
-from tfsctl.load.thresholds import DEFAULT_MAX_FAILURE_RATIO, DEFAULT_P95_MS, DEFAULT_P99_MS, Thresholds
+from tfsctl.load.options import KNOBS, Knob, LoadSettings
+from tfsctl.load.shapes import parse_duration
 
 
-def _load_options(
-    default_shape: str,
-    default_users: int,
-    default_duration: str,
-    user_rps: float = 0.0,
-    reconnect_every: int = 0,
-) -> Callable[[Any], Any]:
-    options = [
-        click.option("--model", default="fashion", show_default=True, help="Model name."),
-        click.option("--label", default=None, help="Version label (predict:<model>@<label>)."),
-        click.option("--version", "model_version", type=int, default=None, help="Model version."),
-        click.option("--user", "transport", type=click.Choice(TRANSPORTS), default="rest", show_default=True),
-        click.option(
-            "--grpc-target", default="", help="gRPC host:port (default: the target's host, port 8500)."
-        ),
-        click.option("--shape", type=click.Choice(SHAPES), default=default_shape, show_default=True),
-        click.option(
-            "--shape-params", default="", help="k=v,k=v (step: steps; spike: spike_users, spike_at, ...)."
-        ),
+def _knob_option(knob: Knob, default: Any) -> Callable[[Any], Any]:
+    """The click option of a load knob: Locust's flag, help and default (``tfsctl.load.options``)."""
+    kind: Any = knob.type
+    if knob.choices:
+        kind = click.Choice(knob.choices)
+    elif knob.cli == "int":
+        kind, default = click.IntRange(min=0), (None if default == "" else default)
+    elif knob.cli == "path":
+        kind, default = click.Path(dir_okay=False, exists=True), (default or None)
+    return click.option(knob.flag, knob.dest, type=kind, default=default, show_default=True, help=knob.help)
+
+
+def _load_options(default_shape: str, default_users: int, default_duration: str, **defaults: Any) -> Any:
+    """Every knob of the locustfile (the token comes from --token-file or the environment), then
+    Locust's own run options: ``defaults`` overrides a knob's default by its dest."""
+    defaults = {"shape": default_shape, **defaults}
+    options = [_knob_option(k, defaults.get(k.dest, k.default)) for k in KNOBS if not k.secret]
+    options += [
         click.option(
             "--duration", default=default_duration, show_default=True, help="Load duration (30s, 2m)."
         ),
@@ -49,25 +47,6 @@ def _load_options(
         click.option(
             "--spawn-rate", type=float, default=None, help="Users started per second (default: all at once)."
         ),
-        click.option(
-            "--user-rps",
-            type=float,
-            default=user_rps,
-            show_default=True,
-            help="Requests/s per user; 0 = no wait.",
-        ),
-        click.option(
-            "--reconnect-every",
-            type=int,
-            default=reconnect_every,
-            show_default=True,
-            help="New connection every N requests.",
-        ),
-        click.option("--request-file", type=click.Path(dir_okay=False, exists=True), default=None),
-        click.option("--batch-size", type=int, default=1, show_default=True),
-        click.option("--max-failure-ratio", type=float, default=DEFAULT_MAX_FAILURE_RATIO, show_default=True),
-        click.option("--p95-ms", type=float, default=DEFAULT_P95_MS, show_default=True, help="0 disables."),
-        click.option("--p99-ms", type=float, default=DEFAULT_P99_MS, show_default=True, help="0 disables."),
         click.option(
             "--token-file",
             type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -98,30 +77,18 @@ def _settings(host: str, kw: dict[str, Any]) -> LoadSettings:
         duration = parse_duration(kw["duration"])
     except InvalidInput:
         raise InvalidInput(f"--duration {kw['duration']!r}: expected e.g. 30s, 2m") from None
-    if kw["label"] and kw["model_version"] is not None:
-        raise InvalidInput("--label and --version are exclusive: pick one")
-    settings = LoadSettings(
-        host=host,
-        model=kw["model"],
-        version=kw["model_version"],
-        label=kw["label"],
-        transport=kw["transport"],
-        grpc_target=kw["grpc_target"],
+    if kw["model_label"] and kw["model_version"] is not None:
+        raise InvalidInput("--model-label and --model-version are exclusive: pick one")
+    values = {k.dest: kw[k.dest] for k in KNOBS if k.dest in kw}
+    if values.get("request_file"):
+        values["request_file"] = str(Path(values["request_file"]).resolve())
+    settings = LoadSettings.from_knobs(
+        host,
+        values,
         token=_token(kw["token_file"]),
-        request_file=str(Path(kw["request_file"]).resolve()) if kw["request_file"] else "",
-        batch_size=kw["batch_size"],
-        reconnect_every=kw["reconnect_every"],
-        user_rps=kw["user_rps"],
-        shape=kw["shape"],
-        shape_params=kw["shape_params"],
         users=kw["users"],
         spawn_rate=kw["spawn_rate"],
         duration=duration,
-        limits=Thresholds(
-            max_failure_ratio=kw["max_failure_ratio"],
-            p95_ms=kw["p95_ms"] or None,
-            p99_ms=kw["p99_ms"] or None,
-        ),
     )
     settings.build_shape()  # validate shape parameters before anything starts
     return settings
