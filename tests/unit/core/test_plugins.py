@@ -44,3 +44,16 @@ def test_without_the_test_bed_its_commands_do_not_exist(monkeypatch: pytest.Monk
     result = CliRunner().invoke(cli, ["serve", "--port", "8500"])
     assert result.exit_code == click.UsageError.exit_code
     assert "No such command 'serve'" in result.output
+
+
+def test_a_plugin_that_fails_to_load_is_listed_as_such_and_help_still_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    broken = importlib.metadata.EntryPoint("broken", "tfsbed.cli.no_such_module:cmd", "tfsctl.commands")
+    monkeypatch.setattr(cli_module, "plugin_commands", lambda: {"broken": broken})
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.strip().startswith("broken"))
+    assert "fails to load" in line and "tfsbed.cli.no_such_module" in result.output

@@ -92,8 +92,14 @@ class LazyGroup(click.Group):
         for name in self.list_commands(ctx):
             if name in COMMANDS:
                 rows.append((name, COMMANDS[name][1]))
-            elif (command := self.get_command(ctx, name)) is not None:
-                rows.append((name, command.get_short_help_str(limit=80)))
+            else:
+                try:
+                    command = self.get_command(ctx, name)
+                except Exception as exc:  # a broken plugin must not take `tfsctl --help` down with it
+                    rows.append((name, f"(plugin {plugin_commands()[name].value} fails to load: {exc})"))
+                    continue
+                if command is not None:
+                    rows.append((name, command.get_short_help_str(limit=80)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
