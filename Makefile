@@ -11,7 +11,7 @@ ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 VENV      := $(ROOT)/.venv
 PY        := $(VENV)/bin/python
 TOOLS_BIN := $(ROOT)/.tools/bin
-TOOLCHAIN := PYTHONPATH=$(ROOT)/tools python3 -m tfsctl.toolchain
+TOOLCHAIN := PYTHONPATH=$(ROOT)/tools python3 -m tfsbed.toolchain
 export PATH := $(TOOLS_BIN):$(VENV)/bin:$(PATH)
 # The local cluster's kubeconfig, unless KUBECONFIG already names another cluster.
 KUBECONFIG ?= $(ROOT)/.tools/kubeconfig
@@ -42,11 +42,11 @@ setup: $(VENV)/.installed tools ## Create .venv (pinned by requirements.lock) an
 $(TOOLS_BIN)/uv:
 	@$(TOOLCHAIN) ensure uv
 
-$(VENV)/.installed: requirements.lock pyproject.toml | $(TOOLS_BIN)/uv
+$(VENV)/.installed: requirements.lock pyproject.toml tools/tfsbed/pyproject.toml | $(TOOLS_BIN)/uv
 	@echo "setup: creating .venv from requirements.lock" >&2
 	@[ -x $(PY) ] || $(TOOLS_BIN)/uv venv -q --python python3 $(VENV)
 	@$(TOOLS_BIN)/uv pip sync -q --python $(PY) requirements.lock
-	@$(TOOLS_BIN)/uv pip install -q --python $(PY) --no-deps -e .
+	@$(TOOLS_BIN)/uv pip install -q --python $(PY) --no-deps -e . -e tools/tfsbed
 	@touch $@
 
 .PHONY: tools
@@ -112,7 +112,7 @@ verify-docs: setup ## Fail when the chart README is stale
 
 .PHONY: bench
 bench: setup ## Run the benchmarks and write reports/bench.md
-	$(PY) -m tfsctl.bench --out $(REPORTS)/bench.md
+	$(PY) -m tfsbed.bench --out $(REPORTS)/bench.md
 
 .PHONY: dist
 dist: | $(TOOLS_BIN)/uv ## Build the wheel and sdist into dist/ (the chart and locustfile ride inside)

@@ -18,11 +18,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    """The pinned helm (``.tools/bin/helm``); built through ``tfsctl.toolchain`` when absent."""
+    """The pinned helm (``.tools/bin/helm``); built through ``tfsbed.toolchain`` when absent."""
     return ensure_tool(HELM, "helm")
 
 
 @pytest.fixture(scope="session")
 def helm_docs() -> Path:
-    """The pinned helm-docs (``.tools/bin/helm-docs``); built through ``tfsctl.toolchain`` when absent."""
+    """The pinned helm-docs (``.tools/bin/helm-docs``); built through ``tfsbed.toolchain`` when absent."""
     return ensure_tool(HELM_DOCS, "helm-docs")

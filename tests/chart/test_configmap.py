@@ -11,7 +11,7 @@ from support.chart_render import FULLNAME, find, parse_model_server_config, rend
 
 def parse_batching_parameters(text: str) -> Any:
     """The rendered file as ``tfsctl serve`` reads it (TF Serving's BatchingParameters, validated)."""
-    from tfsctl.serving.batching import parse_batching_parameters as parse
+    from tfsbed.serve.batching import parse_batching_parameters as parse
 
     return parse(text, "batching_parameters.pbtxt")
 

@@ -12,7 +12,7 @@ import yaml
 
 from support.chart_render import FULLNAME, find, merge_values, render_chart, server_container
 from support.serving_tls import Pki, make_pki
-from tfsctl.serving.tls import load_ssl_config
+from tfsbed.serve.tls import load_ssl_config
 
 pytestmark = pytest.mark.chart
 

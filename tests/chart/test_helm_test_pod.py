@@ -13,8 +13,8 @@ import pytest
 from support.chart_render import FULLNAME, find, render_chart
 from support.cluster_helpers import example_models_dir
 from support.serving_tls import Pki, make_pki, write_ssl_config
+from tfsbed.serve.testing import LocalServer
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = pytest.mark.chart
 

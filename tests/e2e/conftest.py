@@ -63,7 +63,7 @@ def cluster() -> Iterator[Cluster]:
         api.close()
         return
 
-    from tfsctl.cluster.local import LocalCluster
+    from tfsbed.cluster.local import LocalCluster
     from tfsctl.errors import ToolkitError
 
     def progress(line: str) -> None:

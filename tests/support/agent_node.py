@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, utils
 
 from support import polling
-from tfsctl.cluster.agent import DEFAULT_NODE_NAME, PROCESS_TOLERATION
+from tfsbed.cluster.agent import DEFAULT_NODE_NAME, PROCESS_TOLERATION
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ def require_process_node(api: client.ApiClient, timeout: float = 60) -> dict[str
     except AssertionError:
         pytest.fail(
             f"node {DEFAULT_NODE_NAME} is not Ready: start the local cluster (`tfsctl cluster up`) or run "
-            "the agent against your cluster: `python -m tfsctl.cluster.agent --kubeconfig K --state-dir D`",
+            "the agent against your cluster: `python -m tfsbed.cluster.agent --kubeconfig K --state-dir D`",
             pytrace=False,
         )
 

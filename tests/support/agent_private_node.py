@@ -27,8 +27,8 @@ import pytest
 from kubernetes import client
 
 from support.agent_node import wait_for
+from tfsbed.cluster.agent import NODE_TYPE_LABEL, PROCESS_TOLERATION
 from tfsctl import paths
-from tfsctl.cluster.agent import NODE_TYPE_LABEL, PROCESS_TOLERATION
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def private_process_node(api: client.ApiClient, kubeconfig: Path, state_dir: Pat
     node = PrivateNode(name=name, pod_cidr=f"10.244.{n}.0/24", log=state_dir / "agent.log")
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "tfsctl.cluster.agent", "--kubeconfig", str(kubeconfig),
+        sys.executable, "-m", "tfsbed.cluster.agent", "--kubeconfig", str(kubeconfig),
         "--state-dir", str(state_dir), "--node-name", name, "--node-type", name,
         "--bridge", f"tfsbr{n}", "--pod-cidr", node.pod_cidr, "--lb-cidr", f"127.0.{n}.0/24",
         "--metrics-port", "0", "--shutdown-grace", "10",

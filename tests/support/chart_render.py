@@ -45,7 +45,7 @@ def ensure_tool(path: Path, tool: str) -> Path:
     """Return ``path``, building the pinned ``tool`` with the project's toolchain first if it is missing."""
     if not path.exists():
         subprocess.run(
-            [sys.executable, "-m", "tfsctl.toolchain", "ensure", tool],
+            [sys.executable, "-m", "tfsbed.toolchain", "ensure", tool],
             cwd=REPO_ROOT,
             env={"PYTHONPATH": str(REPO_ROOT / "tools"), "PATH": "/usr/local/bin:/usr/bin:/bin"},
             check=False,

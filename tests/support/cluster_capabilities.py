@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tfsctl.cluster import NODE_TYPE_LABEL, PROCESS_NODE_NAME
+from tfsbed.cluster import NODE_TYPE_LABEL, PROCESS_NODE_NAME
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 USAGE_CRDS = ("resourceusages.kwok.x-k8s.io", "clusterresourceusages.kwok.x-k8s.io")

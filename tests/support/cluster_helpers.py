@@ -20,7 +20,8 @@ import yaml
 
 from support import cluster_capabilities as caps
 from support import polling
-from tfsctl import paths, toolchain
+from tfsbed import toolchain
+from tfsctl import paths
 
 T = TypeVar("T")
 KWOK_GROUP = "kwok.x-k8s.io"
@@ -120,7 +121,7 @@ def set_cpu_usage(api: Any, namespace: str, selector: str, cpu: str) -> int:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
-    from tfsctl.cluster.spec import pod_resource_usage
+    from tfsbed.cluster.spec import pod_resource_usage
 
     custom = client.CustomObjectsApi(api)
     current = pods(api, namespace, selector)

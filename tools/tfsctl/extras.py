@@ -11,7 +11,9 @@ from tfsctl.errors import ToolkitError
 
 # top-level module -> the extra (in pyproject.toml) that installs it
 EXTRA_OF: dict[str, str] = {
-    "tensorflow": "serve",
+    "tensorflow": "tensorflow",
+    "tensorflow_serving": "grpc",
+    "grpc": "grpc",
     "locust": "load",
     "gevent": "load",
     "matplotlib": "load",

@@ -29,8 +29,9 @@ def is_local(kubeconfig: Path | str) -> bool:
         return False
 
 
-def api_client(kubeconfig: Path | str | None = None) -> Any:
-    """A kubernetes ApiClient for ``kubeconfig`` (default: the resolved one); no request is made."""
+def api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
+    """A kubernetes ApiClient for ``kubeconfig`` (default: the resolved one) and ``context``
+    (default: its current-context); no request is made."""
     from kubernetes import config as kconfig
 
     path = Path(kubeconfig) if kubeconfig else paths.kubeconfig()
@@ -41,8 +42,10 @@ def api_client(kubeconfig: Path | str | None = None) -> Any:
     if not path.exists():
         raise NotFound(f"kubeconfig {path}: no such file (check --kubeconfig or KUBECONFIG)")
     try:
-        return kconfig.new_client_from_config(config_file=str(path))
+        return kconfig.new_client_from_config(config_file=str(path), context=context)
     except Exception as exc:
+        if context is not None and "context" in str(exc).lower():
+            raise NotFound(f"--context {context}: no such context in kubeconfig {path}") from None
         if is_local(path):
             raise Unavailable(LOCAL_CLUSTER_DOWN, detail=f"{path}: {exc}") from None
         raise InvalidInput(
@@ -68,13 +71,13 @@ def unreachable(api: Any, kubeconfig: Path | str | None, exc: BaseException) -> 
     )
 
 
-def connect(kubeconfig: Path | str | None = None) -> Any:
+def connect(kubeconfig: Path | str | None = None, context: str | None = None) -> Any:
     """``api_client`` plus one bounded ``/version`` request, so a cluster that is down fails here,
     in one line, before any command starts changing things."""
     from kubernetes import client
 
     path = Path(kubeconfig) if kubeconfig else paths.kubeconfig()
-    api = api_client(path)
+    api = api_client(path, context)
     try:
         client.VersionApi(api).get_code(_request_timeout=PREFLIGHT_TIMEOUT)
     except Exception as exc:

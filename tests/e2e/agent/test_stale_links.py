@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tfsctl.cluster.agent.netns import Network
+from tfsbed.cluster.agent.netns import Network
 
 pytestmark = pytest.mark.e2e
 

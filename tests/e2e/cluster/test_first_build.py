@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl import paths, toolchain
+from tfsbed import toolchain
+from tfsctl import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tfsctl.cluster import spec as cspec
-from tfsctl.cluster.local import LocalCluster
+from tfsbed.cluster import spec as cspec
+from tfsbed.cluster.local import LocalCluster
 from tfsctl.errors import Conflict
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

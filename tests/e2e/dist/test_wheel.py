@@ -103,17 +103,48 @@ def test_the_wheel_carries_the_chart_and_the_locustfile_and_no_checkout(installe
     assert chart.is_relative_to(site) and (chart / "Chart.yaml").exists(), chart
     assert locustfile.is_relative_to(site) and locustfile.exists(), locustfile
     assert (chart / "values.schema.json").read_text() == (paths.CHART_DIR / "values.schema.json").read_text()
-    for extra in ("locust", "matplotlib", "oss2"):
+    for extra in ("locust", "matplotlib", "oss2", "tensorflow", "tensorflow_serving", "tfsbed"):
         has = subprocess.run([str(python), "-c", f"import {extra}"], capture_output=True, cwd=installed.cwd)
         assert has.returncode != 0, f"{extra} is installed without its extra"
 
 
-def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(installed: Installed) -> None:
-    done = installed.tfsctl("loadtest", "--target", "http://127.0.0.1:9", "--duration", "1s")
+def test_the_core_installs_without_tensorflow(installed: Installed) -> None:
+    listed = subprocess.run(
+        [_uv(), "pip", "list", "--format", "json", "--python", str(installed.venv / "bin" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {row["name"].lower() for row in json.loads(listed.stdout)}
+    assert "tfsctl" in names
+    assert not {n for n in names if n.startswith("tensorflow") or n in {"tfsbed", "locust", "grpcio"}}, names
+
+
+def test_the_test_bed_commands_are_not_in_the_wheel(installed: Installed) -> None:
+    shown = installed.tfsctl("--help")
+    assert shown.returncode == 0, shown.stderr
+    commands = {line.split()[0] for line in shown.stdout.splitlines() if line.startswith("  ") and line.split()}
+    assert {"deploy", "promote", "status"} <= commands
+    assert not {"serve", "cluster", "demo", "toolchain"} & commands
+    done = installed.tfsctl("serve", "--port", "8500")
+    assert done.returncode == 2 and "No such command 'serve'" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (["loadtest", "--target", "http://127.0.0.1:9", "--duration", "1s"], "load"),
+        (["model-status", "fashion", "--grpc-port", "9", "--transport", "grpc"], "grpc"),
+    ],
+)
+def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(
+    installed: Installed, argv: list[str], extra: str
+) -> None:
+    done = installed.tfsctl(*argv)
     lines = done.stderr.strip().splitlines()
     assert done.returncode != 0
     assert len(lines) == 1, done.stderr
-    assert "[load] extra" in lines[0] and "pip install 'tfsctl[load]'" in lines[0]
+    assert f"[{extra}] extra" in lines[0] and f"pip install 'tfsctl[{extra}]'" in lines[0]
 
 
 @pytest.fixture(scope="module")

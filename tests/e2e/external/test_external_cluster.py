@@ -22,10 +22,10 @@ import psutil
 import pytest
 
 from support.cluster_capabilities import SKIP_PREFIX
+from tfsbed.cluster import PROCESS_NODE_NAME
+from tfsbed.cluster import spec as cspec
+from tfsbed.cluster.local import port_in_use
 from tfsctl import paths
-from tfsctl.cluster import PROCESS_NODE_NAME
-from tfsctl.cluster import spec as cspec
-from tfsctl.cluster.local import port_in_use
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

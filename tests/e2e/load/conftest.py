@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from support.load_servers import example_models, fashion_config
-from tfsctl.serving.testing import LocalServer
+from tfsbed.serve.testing import LocalServer
 
 
 @pytest.fixture(scope="session")

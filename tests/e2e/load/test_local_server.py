@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.load_servers import loadtest_json, locust, request_count
-from tfsctl.serving.testing import LocalServer
+from tfsbed.serve.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,9 +26,9 @@ class TestUserTypes:
     @pytest.mark.parametrize(
         ("transport", "selector", "name", "method"),
         [
-            ("rest", ("--label", "stable"), "predict:fashion@stable", "POST"),
-            ("grpc", ("--label", "canary"), "predict:fashion@canary", "grpc"),
-            ("grpc", ("--version", "1"), "predict:fashion/1", "grpc"),
+            ("rest", ("--model-label", "stable"), "predict:fashion@stable", "POST"),
+            ("grpc", ("--model-label", "canary"), "predict:fashion@canary", "grpc"),
+            ("grpc", ("--model-version", "1"), "predict:fashion/1", "grpc"),
             ("rest", (), "predict:fashion", "POST"),
         ],
     )
@@ -43,7 +43,7 @@ class TestUserTypes:
     ) -> None:
         before = request_count(fashion_server.endpoint.rest_url)
         code, data, stderr = loadtest_json(
-            *target_args(fashion_server), "--user", transport, *selector, *LIGHT,
+            *target_args(fashion_server), "--transport", transport, *selector, *LIGHT,
             "--duration", "3s", "--report", str(tmp_path),
         )  # fmt: skip
         served = request_count(fashion_server.endpoint.rest_url) - before
@@ -101,7 +101,7 @@ class TestThresholdsAndArtifacts:
     ) -> None:
         code, data, _ = loadtest_json(
             *target_args(fashion_server),
-            "--label",
+            "--model-label",
             "nightly",
             *LIGHT,
             "--duration",
@@ -131,7 +131,8 @@ class TestThresholdsAndArtifacts:
         request.write_text(json.dumps({"instances": [[[[0.5]] * 28] * 28] * 2}))
         for transport in ("rest", "grpc"):
             code, data, stderr = loadtest_json(
-                *target_args(fashion_server), "--user", transport, "--request-file", str(request), *LIGHT,
+                *target_args(fashion_server), "--transport", transport, "--request-file", str(request),
+                *LIGHT,
                 "--duration", "2s", "--report", str(tmp_path / transport),
             )  # fmt: skip
             assert code == 0, stderr[-2000:]

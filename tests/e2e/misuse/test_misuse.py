@@ -18,8 +18,8 @@ import pytest
 from support import misuse
 from support.cluster_helpers import Cluster
 from support.serving_models import copy_model
+from tfsbed.serve.testing import LocalServer
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

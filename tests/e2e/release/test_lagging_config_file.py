@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from support.release_fleet import Probe, endpoints_flag, fleet, model_config_text
+from tfsbed.serve.fleet import Probe, endpoints_flag, fleet, model_config_text
 from tfsctl.release.promote import Promoter, PromotionRequest
 from tfsctl.release.replicas import FleetClient, parse_endpoints
 from tfsctl.release.store import EndpointStore, write_atomic

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.release_fleet import Probe, Server, endpoints_flag, fleet, model_config_text
+from tfsbed.serve.fleet import Probe, Server, endpoints_flag, fleet, model_config_text
 from tfsctl.serving.client import ServingClient
 from tfsctl.serving.config import ServerConfig
 

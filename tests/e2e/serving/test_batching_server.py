@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tfsbed.serve.testing import LocalServer
 from tfsctl.errors import InvalidInput
 from tfsctl.serving.client import ServingClient
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

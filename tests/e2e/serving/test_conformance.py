@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from support.serving_wait import eventually
+from tfsbed.serve.testing import LocalServer
 from tfsctl.errors import ExitStatus, InvalidInput, ModelNotFound, NotFound, VersionNotAvailable
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

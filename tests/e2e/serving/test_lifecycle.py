@@ -19,10 +19,10 @@ import pytest
 
 from support.serving_models import TESTDATA, add_version, copy_model, write_slow_model
 from support.serving_wait import eventually
+from tfsbed.serve.testing import LocalServer
 from tfsctl.errors import NotFound
 from tfsctl.serving.client import ServingClient
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -25,6 +25,7 @@ import grpc
 import pytest
 
 from support.serving_wait import eventually
+from tfsbed.serve.testing import LocalServer
 from tfsctl.serving.protos import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -37,7 +38,6 @@ from tfsctl.serving.protos import (
     regression_pb2,
     types_pb2,
 )
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

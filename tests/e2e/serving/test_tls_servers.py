@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from support.serving_tls import Pki, make_pki, write_ssl_config
+from tfsbed.serve.testing import LocalServer
 from tfsctl.errors import ExitStatus, Unavailable
 from tfsctl.serving.client import Endpoint, ServingClient
-from tfsctl.serving.testing import LocalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

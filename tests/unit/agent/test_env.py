@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tfsctl.cluster.agent.env import command_line, expand, field_value, parse_quantity, resolve_env
+from tfsbed.cluster.agent.env import command_line, expand, field_value, parse_quantity, resolve_env
 from tfsctl.errors import InvalidInput, NotFound
 
 POD: dict[str, Any] = {

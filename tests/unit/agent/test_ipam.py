@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl.cluster.agent.ipam import AddressPool, PersistentPool, gateway_of
+from tfsbed.cluster.agent.ipam import AddressPool, PersistentPool, gateway_of
 from tfsctl.errors import Conflict, InvalidInput
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfsctl.cluster.agent.loadbalancer import local_backends, manages
+from tfsbed.cluster.agent.loadbalancer import local_backends, manages
 
 SERVICE: dict[str, Any] = {
     "spec": {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl.cluster.agent.runtime import copy_output, index_path, previous_log_path, rotate_log
-from tfsctl.cluster.agent.server import KubeletServer, LogHandle
+from tfsbed.cluster.agent.runtime import copy_output, index_path, previous_log_path, rotate_log
+from tfsbed.cluster.agent.server import KubeletServer, LogHandle
 from tfsctl.errors import NotFound
 
 INSECURE = ssl._create_unverified_context()  # the API server does not verify the kubelet either
@@ -92,7 +92,7 @@ def test_timestamps_date_each_line_at_its_arrival(runs: Runs, base: str) -> None
     finished(runs, runs.start("print('hello')"))
     status, body = get(f"{base}/containerLogs/ns/web/main?timestamps=true")
     stamp, _, rest = body.decode().partition(" ")
-    from tfsctl.cluster.agent.logs import parse_rfc3339
+    from tfsbed.cluster.agent.logs import parse_rfc3339
 
     assert status == 200 and rest == "hello\n"
     assert before - 1 <= parse_rfc3339(stamp) <= time.time() + 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfsctl.cluster.agent.logs import (
+from tfsbed.cluster.agent.logs import (
     LogQuery,
     follow_start,
     format_rfc3339_nano,

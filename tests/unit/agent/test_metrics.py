@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tfsctl.cluster.agent.metrics import ContainerSample, ResourceSample, format_resource_metrics
+from tfsbed.cluster.agent.metrics import ContainerSample, ResourceSample, format_resource_metrics
 
 
 def sample() -> ResourceSample:

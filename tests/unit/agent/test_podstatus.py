@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tfsctl.cluster.agent.podstatus import (
+from tfsbed.cluster.agent.podstatus import (
     ContainerView,
     PodView,
     Termination,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfsctl.cluster.agent.probes import ProbeSpec, ProbeTracker, Result, resolve_port, should_probe
+from tfsbed.cluster.agent.probes import ProbeSpec, ProbeTracker, Result, resolve_port, should_probe
 
 
 def spec(kind: str, **fields: object) -> ProbeSpec:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl.cluster.agent import PROCESS_TAINT
-from tfsctl.cluster.agent.ipam import AddressPool
-from tfsctl.cluster.agent.node import with_process_taint
-from tfsctl.cluster.agent.services import (
+from tfsbed.cluster.agent import PROCESS_TAINT
+from tfsbed.cluster.agent.ipam import AddressPool
+from tfsbed.cluster.agent.node import with_process_taint
+from tfsbed.cluster.agent.services import (
     render_hosts,
     render_resolv_conf,
     reserved_pod_addresses,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tfsctl.cluster.agent.volumes import AtomicWriter, PodVolumes, VolumeError, build_root
+from tfsbed.cluster.agent.volumes import AtomicWriter, PodVolumes, VolumeError, build_root
 
 
 class Objects:

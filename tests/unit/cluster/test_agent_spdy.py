@@ -1,4 +1,4 @@
-"""SPDY/3.1 framing of the process node's kubelet endpoint (``tfsctl.cluster.agent.spdy``)."""
+"""SPDY/3.1 framing of the process node's kubelet endpoint (``tfsbed.cluster.agent.spdy``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tfsctl.cluster.agent import spdy, streaming
-from tfsctl.cluster.agent.server import SpdyChannels, SpdySocket
+from tfsbed.cluster.agent import spdy, streaming
+from tfsbed.cluster.agent.server import SpdyChannels, SpdySocket
 from tfsctl.errors import InvalidInput
 
 # Written by moby/spdystream v0.5.1's own framer (spdy.NewFramer, one buffer, WriteFrame):

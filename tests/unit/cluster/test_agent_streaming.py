@@ -11,8 +11,8 @@ import pytest
 from websocket import ABNF
 from websocket._abnf import frame_buffer  # websocket-client's reader: the reference decoder
 
-from tfsctl.cluster.agent import streaming
-from tfsctl.cluster.agent.streaming import (
+from tfsbed.cluster.agent import streaming
+from tfsbed.cluster.agent.streaming import (
     ChannelCodec,
     ExecOptions,
     FrameDecoder,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl.cluster import spec as cspec
-from tfsctl.cluster.local import LocalCluster, port_in_use
+from tfsbed.cluster import spec as cspec
+from tfsbed.cluster.local import LocalCluster, port_in_use
 from tfsctl.errors import Unavailable
 
 

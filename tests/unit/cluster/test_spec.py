@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tfsctl.cluster import spec as cspec
+from tfsbed.cluster import spec as cspec
 
 BIN = cspec.Binaries(
     kube_apiserver=Path("/b/kube-apiserver"),

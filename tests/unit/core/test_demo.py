@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
+from tfsbed.demo import DemoPlan, reset, steps
 from tfsctl.cli import cli
-from tfsctl.demo import DemoPlan, reset, steps
 
 
 def _parse(args: list[str]) -> click.Context:

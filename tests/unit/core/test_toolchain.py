@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl import toolchain as tc
+from tfsbed import toolchain as tc
 
 
 def test_cache_root_honours_tfsctl_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_missing_go_toolchain_says_how_to_get_it(tmp_path: Path) -> None:
         "HOME": str(tmp_path),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "tfsctl.toolchain", "ensure", "helm-docs"],
+        [sys.executable, "-m", "tfsbed.toolchain", "ensure", "helm-docs"],
         capture_output=True,
         text=True,
         env=env,
@@ -86,7 +86,7 @@ def test_a_tool_already_on_path_at_the_pinned_version_is_linked_not_built(tmp_pa
         TFSCTL_BIN_DIR=str(tmp_path / "bin"),
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "tfsctl.toolchain", "ensure", "helm"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "tfsbed.toolchain", "ensure", "helm"], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
     assert "using" in proc.stderr and str(fake_dir) in proc.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tfsctl.cluster.volumes import DEFAULT_LABELS, models_pv_manifest, parse_labels
+from tfsbed.cluster.volumes import DEFAULT_LABELS, models_pv_manifest, parse_labels
 from tfsctl.errors import InvalidInput
 
 

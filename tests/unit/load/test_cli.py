@@ -12,7 +12,10 @@ from support.load_servers import tfsctl
     [
         (("--shape", "step", "--shape-params", "stepz=2"), "--shape-params stepz: not a parameter of step"),
         (("--duration", "5x"), "--duration '5x': expected e.g. 30s, 2m"),
-        (("--label", "stable", "--version", "2"), "--label and --version are exclusive"),
+        (
+            ("--model-label", "stable", "--model-version", "2"),
+            "--model-label and --model-version are exclusive",
+        ),
         (("--shape", "spike", "--shape-params", "spike_at=50s", "--duration", "30s"), "spike_at (50s)"),
     ],
 )

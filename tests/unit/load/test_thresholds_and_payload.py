@@ -134,3 +134,29 @@ class TestOptions:
     def test_every_knob_has_an_environment_fallback(self) -> None:
         assert all(k.env.startswith("TFSCTL_LOAD_") for k in options.KNOBS)
         assert len({k.env for k in options.KNOBS}) == len(options.KNOBS)
+
+
+def test_every_knob_is_a_tfsctl_option_and_a_settings_field_under_one_name() -> None:
+    """The knob table generates tfsctl's options and maps to LoadSettings: no second declaration."""
+    import click
+
+    from tfsctl.cli import cli
+    from tfsctl.load import options
+
+    fields = set(options.LoadSettings.__dataclass_fields__)
+    for name in ("loadtest", "verify-autoscaling"):
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None
+        flags = {o for p in command.params for o in p.opts}
+        for knob in options.KNOBS:
+            assert knob.attr.split(".")[0] in fields, f"{knob.flag}: LoadSettings has no {knob.attr}"
+            if not knob.secret:
+                assert knob.flag in flags, f"tfsctl {name} lacks {knob.flag}"
+    settings = options.LoadSettings.from_knobs(
+        "http://h", {"model_label": "stable", "model_version": None, "request_timeout": 3.5, "p95_ms": 0.0}
+    )
+    assert (settings.label, settings.version, settings.request_timeout) == ("stable", None, 3.5)
+    assert settings.limits.p95_ms is None
+    argv = settings.to_argv()
+    assert argv[argv.index("--request-timeout") + 1] == "3.5"
+    assert argv[argv.index("--model-label") + 1] == "stable" and "--model-version" not in argv

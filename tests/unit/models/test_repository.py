@@ -149,10 +149,9 @@ class TestValidate:
         ]
 
     def test_warmup_request_for_a_missing_signature_is_an_error(self, repo: Path) -> None:
-        from tfsctl.models import _protos
+        from tfsctl.serving import schema
 
-        pl = _protos.prediction_log_pb2()
-        log = pl.PredictionLog()
+        log = schema.new("tensorflow.serving.PredictionLog")
         log.predict_log.request.model_spec.signature_name = "nope"
         path = repo / "fashion" / "1" / WARMUP_FILE
         with path.open("wb") as stream:

@@ -56,9 +56,10 @@ def test_api_server_status_message_is_kept() -> None:
 
 def _report(*replicas: ReplicaObservation) -> StatusReport:
     from tfsctl.release.fleet import Desired, evaluate_fleet
-    from tfsctl.release.plan import ModelState, Policy
+    from tfsctl.release.plan import ModelState
+    from tfsctl.serving.config import VersionPolicy
 
-    desired = {"m": Desired(ModelState(Policy.specific([1]), {}), frozenset({1}))}
+    desired = {"m": Desired(ModelState(VersionPolicy.specific(1), {}), frozenset({1}))}
     return StatusReport("release ns/r", "", {}, list(replicas), evaluate_fleet(desired, list(replicas)))
 
 

@@ -6,14 +6,14 @@ from tfsctl.errors import InvalidInput, NotFound, PromotionRejected
 from tfsctl.release.plan import (
     ModelState,
     Plan,
-    Policy,
     plan_promotion,
     plan_restore,
     plan_transition,
     validate_label_name,
 )
+from tfsctl.serving.config import VersionPolicy
 
-PRESET = ModelState(Policy.specific([1, 2]), {"stable": 1, "canary": 2})
+PRESET = ModelState(VersionPolicy.specific(1, 2), {"stable": 1, "canary": 2})
 
 
 def assert_every_step_is_safe(plan: Plan) -> None:
@@ -31,33 +31,33 @@ class TestPromotionSpecific:
     def test_canary_to_stable_moves_label_then_retires_unlabelled_version(self) -> None:
         plan = plan_promotion("fashion", PRESET, "stable", 2, frozenset({1, 2}))
         assert [s.name for s in plan.steps] == ["label", "retire"]
-        assert plan.steps[0].state == ModelState(Policy.specific([1, 2]), {"stable": 2, "canary": 2})
-        assert plan.after == ModelState(Policy.specific([2]), {"stable": 2, "canary": 2})
+        assert plan.steps[0].state == ModelState(VersionPolicy.specific(1, 2), {"stable": 2, "canary": 2})
+        assert plan.after == ModelState(VersionPolicy.specific(2), {"stable": 2, "canary": 2})
         assert_every_step_is_safe(plan)
 
     def test_new_version_is_loaded_and_awaited_before_the_label_moves(self) -> None:
-        current = ModelState(Policy.specific([1]), {"stable": 1})
+        current = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_promotion("m", current, "stable", 3, frozenset({1}))
         assert [s.name for s in plan.steps] == ["load", "label", "retire"]
         load, label, retire = plan.steps
-        assert load.state == ModelState(Policy.specific([1, 3]), {"stable": 1})
+        assert load.state == ModelState(VersionPolicy.specific(1, 3), {"stable": 1})
         assert load.wait_available == frozenset({3})
-        assert label.state == ModelState(Policy.specific([1, 3]), {"stable": 3})
+        assert label.state == ModelState(VersionPolicy.specific(1, 3), {"stable": 3})
         assert label.verify_labels == {"stable": 3}
-        assert retire.state == ModelState(Policy.specific([3]), {"stable": 3})
+        assert retire.state == ModelState(VersionPolicy.specific(3), {"stable": 3})
         assert_every_step_is_safe(plan)
 
     def test_keep_previous_leaves_old_version_loaded(self) -> None:
-        current = ModelState(Policy.specific([1]), {"stable": 1})
+        current = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_promotion("m", current, "stable", 2, frozenset({1}), keep_previous=True)
         assert [s.name for s in plan.steps] == ["load", "label"]
-        assert plan.after.policy == Policy.specific([1, 2])
+        assert plan.after.policy == VersionPolicy.specific(1, 2)
 
     def test_version_still_named_by_another_label_is_kept(self) -> None:
-        current = ModelState(Policy.specific([1, 2]), {"stable": 1, "canary": 2, "pinned": 1})
+        current = ModelState(VersionPolicy.specific(1, 2), {"stable": 1, "canary": 2, "pinned": 1})
         plan = plan_promotion("m", current, "stable", 2, frozenset({1, 2}))
         assert [s.name for s in plan.steps] == ["label"]
-        assert plan.after.policy == Policy.specific([1, 2])
+        assert plan.after.policy == VersionPolicy.specific(1, 2)
 
     def test_promoting_to_the_current_version_is_a_no_op(self) -> None:
         assert plan_promotion("m", PRESET, "stable", 1, frozenset({1, 2})).steps == ()
@@ -69,7 +69,7 @@ class TestPromotionSpecific:
 
     def test_allow_unavailable_adds_a_new_label_in_the_revision_that_loads_its_version(self) -> None:
         """TF Serving (UpdateModelVersionLabelMap) lets only a new label point at a version not loaded."""
-        current = ModelState(Policy.specific([1]), {"stable": 1})
+        current = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_promotion("m", current, "shadow", 2, frozenset({1}), allow_unavailable=True)
         assert [s.name for s in plan.steps] == ["load+label"]
         assert plan.steps[0].state.labels == {"stable": 1, "shadow": 2}
@@ -77,7 +77,7 @@ class TestPromotionSpecific:
 
     def test_allow_unavailable_refuses_to_move_an_existing_label_to_a_version_not_loaded(self) -> None:
         """Moving an existing label so fails the whole reload on TF Serving: refused before any step."""
-        current = ModelState(Policy.specific([1]), {"stable": 1})
+        current = ModelState(VersionPolicy.specific(1), {"stable": 1})
         with pytest.raises(PromotionRejected) as info:
             plan_promotion("m", current, "stable", 2, frozenset({1}), allow_unavailable=True)
         message = str(info.value)
@@ -92,22 +92,22 @@ class TestPromotionSpecific:
 
 class TestPromotionLatestAndAll:
     def test_latest_within_window_only_moves_the_label(self) -> None:
-        current = ModelState(Policy.latest(2), {"stable": 2})
+        current = ModelState(VersionPolicy.latest(2), {"stable": 2})
         plan = plan_promotion("m", current, "stable", 3, frozenset({2, 3}), repository=[1, 2, 3])
         assert [s.name for s in plan.steps] == ["label"]
-        assert plan.after.policy == Policy.latest(2)
+        assert plan.after.policy == VersionPolicy.latest(2)
 
     def test_latest_outside_window_becomes_specific_and_says_so(self) -> None:
-        current = ModelState(Policy.latest(1), {"stable": 3})
+        current = ModelState(VersionPolicy.latest(1), {"stable": 3})
         plan = plan_promotion("m", current, "stable", 1, frozenset({3}), repository=[1, 2, 3])
         assert [s.name for s in plan.steps] == ["load", "label", "retire"]
-        assert plan.steps[0].state.policy == Policy.specific([1, 3])
-        assert plan.after == ModelState(Policy.specific([1]), {"stable": 1})
+        assert plan.steps[0].state.policy == VersionPolicy.specific(1, 3)
+        assert plan.after == ModelState(VersionPolicy.specific(1), {"stable": 1})
         assert "becomes specific [1]" in plan.notes[0]
         assert_every_step_is_safe(plan)
 
     def test_all_policy_only_moves_the_label(self) -> None:
-        current = ModelState(Policy("all"), {"stable": 1})
+        current = ModelState(VersionPolicy.all(), {"stable": 1})
         plan = plan_promotion("m", current, "stable", 2, frozenset({1, 2}), repository=[1, 2])
         assert [s.name for s in plan.steps] == ["label"]
 
@@ -118,24 +118,24 @@ class TestPromotionLatestAndAll:
 
 class TestTransitionAndRestore:
     def test_restore_after_label_moved_reverses_safely(self) -> None:
-        reached = ModelState(Policy.specific([1, 3]), {"stable": 3})
-        original = ModelState(Policy.specific([1]), {"stable": 1})
+        reached = ModelState(VersionPolicy.specific(1, 3), {"stable": 3})
+        original = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_restore("m", reached, frozenset({1, 3}), original, frozenset({1}))
         assert [s.name for s in plan.steps] == ["label", "retire"]
         assert plan.steps[-1].state == original
         assert_every_step_is_safe(plan)
 
     def test_restore_after_old_version_retired_reloads_it_first(self) -> None:
-        reached = ModelState(Policy.specific([3]), {"stable": 3})
-        original = ModelState(Policy.specific([1]), {"stable": 1})
+        reached = ModelState(VersionPolicy.specific(3), {"stable": 3})
+        original = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_restore("m", reached, frozenset({3}), original, frozenset({1}))
         assert [s.name for s in plan.steps] == ["load", "label", "retire"]
         assert plan.steps[0].wait_available == frozenset({1})
         assert_every_step_is_safe(plan)
 
     def test_restore_from_load_step_only_retires(self) -> None:
-        reached = ModelState(Policy.specific([1, 3]), {"stable": 1})
-        original = ModelState(Policy.specific([1]), {"stable": 1})
+        reached = ModelState(VersionPolicy.specific(1, 3), {"stable": 1})
+        original = ModelState(VersionPolicy.specific(1), {"stable": 1})
         plan = plan_restore("m", reached, frozenset({1, 3}), original, frozenset({1}))
         assert [s.name for s in plan.steps] == ["retire"]
 
@@ -144,7 +144,7 @@ class TestTransitionAndRestore:
             plan_transition(
                 "m",
                 PRESET,
-                ModelState(Policy.specific([1]), {"stable": 5}),
+                ModelState(VersionPolicy.specific(1), {"stable": 5}),
                 frozenset({1, 2}),
                 frozenset({1}),
             )
@@ -152,12 +152,14 @@ class TestTransitionAndRestore:
     @pytest.mark.parametrize(
         ("before", "after"),
         [
-            (Policy.specific([1]), Policy.specific([2])),
-            (Policy.latest(1), Policy.specific([1, 2])),
-            (Policy.specific([2, 3]), Policy.latest(2)),
+            (VersionPolicy.specific(1), VersionPolicy.specific(2)),
+            (VersionPolicy.latest(1), VersionPolicy.specific(1, 2)),
+            (VersionPolicy.specific(2, 3), VersionPolicy.latest(2)),
         ],
     )
-    def test_every_planned_state_is_safe_across_policy_kinds(self, before: Policy, after: Policy) -> None:
+    def test_every_planned_state_is_safe_across_policy_kinds(
+        self, before: VersionPolicy, after: VersionPolicy
+    ) -> None:
         repo = [1, 2, 3]
         sb, sa = before.served(repo), after.served(repo)
         assert sb is not None and sa is not None

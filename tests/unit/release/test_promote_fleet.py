@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from tfsbed.serve.core import ServerCore
 from tfsctl.errors import Conflict, PromotionRejected
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest
 from tfsctl.release.replicas import FleetClient, Replica
 from tfsctl.serving.client import Endpoint, VersionStatus, error_for
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.core import ServerCore
 from tfsctl.serving.rules import ServingError
 
 

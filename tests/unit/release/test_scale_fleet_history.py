@@ -6,8 +6,9 @@ from tfsctl.errors import Conflict, InvalidInput, NotFound
 from tfsctl.release import history
 from tfsctl.release.fleet import Desired, ModelObservation, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord, rollback_target
-from tfsctl.release.plan import ModelState, Policy
+from tfsctl.release.plan import ModelState
 from tfsctl.release.scale import Autoscaler, plan_scale
+from tfsctl.serving.config import VersionPolicy
 
 
 class TestScale:
@@ -46,7 +47,7 @@ def replica(
     return ReplicaObservation(name, f"{name}:8500", models={"m": ModelObservation(versions, labels)}, **kw)  # type: ignore[arg-type]
 
 
-DESIRED = {"m": Desired(ModelState(Policy.specific([1, 2]), {"stable": 1}), frozenset({1, 2}))}
+DESIRED = {"m": Desired(ModelState(VersionPolicy.specific(1, 2), {"stable": 1}), frozenset({1, 2}))}
 
 
 class TestFleet:
@@ -84,7 +85,7 @@ class TestFleet:
         assert [str(d) for d in evaluate_fleet(DESIRED, [failed])] == ["f: pod Failed, not ready"]
 
     def test_latest_policy_compares_against_the_majority(self) -> None:
-        desired = {"m": Desired(ModelState(Policy.latest(1), {}), None)}
+        desired = {"m": Desired(ModelState(VersionPolicy.latest(1), {}), None)}
         replicas = [
             replica("a", {3: "AVAILABLE"}, {}),
             replica("b", {3: "AVAILABLE"}, {}),

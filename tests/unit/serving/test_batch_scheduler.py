@@ -1,4 +1,4 @@
-"""tfsctl.serving.batch_scheduler: queues, batch formation, limits and errors, with real threads.
+"""tfsbed.serve.batch_scheduler: queues, batch formation, limits and errors, with real threads.
 
 The batched computation here is a plain numpy function (x * 2 + 1) so each test
 knows the exact answer; the served-model path is covered in tests/e2e/serving.
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tfsctl.serving.batch_scheduler import BatchScheduler
-from tfsctl.serving.batching import BatchingParameters
+from tfsbed.serve.batch_scheduler import BatchScheduler
+from tfsbed.serve.batching import BatchingParameters
 from tfsctl.serving.rules import ServingError
 
 WAIT = 30.0  # bound for every wait in these tests

@@ -1,4 +1,4 @@
-"""tfsctl.serving.batching: BatchingParameters parsing/validation and batch assembly (pure)."""
+"""tfsbed.serve.batching: BatchingParameters parsing/validation and batch assembly (pure)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfsctl.errors import InvalidInput
-from tfsctl.serving.batching import (
+from tfsbed.serve.batching import (
     BatchingParameters,
     batch_size_of,
     load_batching_parameters,
@@ -18,6 +17,7 @@ from tfsctl.serving.batching import (
     shape_key,
     split,
 )
+from tfsctl.errors import InvalidInput
 from tfsctl.serving.rules import ServingError
 
 FULL = """

@@ -18,10 +18,10 @@ from typing import Any
 import grpc
 import pytest
 
+from tfsbed.serve.testing import free_port
 from tfsctl.errors import InvalidInput, ModelNotFound, NotFound, Timeout, Unavailable, VersionNotAvailable
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.protos import get_model_status_pb2, model_service_pb2_grpc
-from tfsctl.serving.testing import free_port
 
 RECORDED: dict[str, Any] = {}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tfsbed.serve.core import ServerCore
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsctl.serving.core import ServerCore
 from tfsctl.serving.rules import ServingError
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tfsbed.serve.flags import parse_flags, resolve_path, session_threads
 from tfsctl.errors import InvalidInput
-from tfsctl.serving.flags import parse_flags, resolve_path, session_threads
 
 BASE = ["--model_name=m", "--model_base_path=/models/m"]
 

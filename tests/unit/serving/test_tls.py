@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from support.serving_tls import Pki, make_pki, pbtxt_string, write_ssl_config
+from tfsbed.serve.tls import check_pem, load_ssl_config, parse_ssl_config
 from tfsctl.errors import ExitStatus, InvalidInput, Unavailable
 from tfsctl.serving.client import Endpoint, ServingClient
-from tfsctl.serving.tls import check_pem, load_ssl_config, parse_ssl_config
 
 SERVE = [sys.executable, "-m", "tfsctl", "serve"]
 

@@ -9,9 +9,11 @@ library function; the library never prints.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import sys
+from functools import cache
 from typing import Any
 
 import click
@@ -21,9 +23,8 @@ from tfsctl.errors import ExitStatus, ToolkitError, exit_status_table
 
 # command name -> ("module:attribute" of a click command or group, one-line help).
 # The help lives here so `tfsctl --help` lists commands without importing them.
+# More commands come from plugins (`plugin_commands`).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "cluster": ("tfsctl.cli.cluster:cluster", "Start, stop and inspect the local Kubernetes cluster."),
-    "demo": ("tfsctl.cli.demo:demo", "Run the main job end to end on the local cluster."),
     "deploy": ("tfsctl.cli.release:deploy", "Install or upgrade a release from values files."),
     "history": ("tfsctl.cli.release:history", "Show a release's promotions and Helm revisions."),
     "loadtest": ("tfsctl.cli.loadtest:loadtest", "Run a Locust load test against a model endpoint."),
@@ -35,9 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reload-config": ("tfsctl.cli.protocol:reload_config", "Push a model config to a server."),
     "rollback": ("tfsctl.cli.release:rollback", "Put a version label back to its previous version."),
     "scale": ("tfsctl.cli.release:scale", "Set a release's replicas (or its HPA bounds)."),
-    "serve": ("tfsctl.cli.serve:serve", "Serve SavedModels: a drop-in for tensorflow_model_server."),
     "status": ("tfsctl.cli.release:status", "Which versions and labels every replica serves."),
-    "toolchain": ("tfsctl.cli.toolchain:toolchain", "Build and list the pinned upstream tools."),
     "upload": ("tfsctl.cli.models:upload", "Publish a SavedModel as a new version, atomically."),
     "validate": ("tfsctl.cli.release:validate", "Validate values files, model repositories, configs."),
     "verify-autoscaling": (
@@ -47,11 +46,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Entry-point group through which another distribution adds commands to tfsctl, the way
+# kubectl finds plugins: the local test bed (tfsbed) adds `cluster`, `serve`, `demo`
+# and `toolchain`. Each entry point names a click command; its help line is the
+# command's own short help, read only when the command is listed or run.
+PLUGIN_GROUP = "tfsctl.commands"
+
+
+@cache
+def plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    """Commands that installed plugins add (name -> entry point); built-in names win."""
+    found = importlib.metadata.entry_points(group=PLUGIN_GROUP)
+    return {ep.name: ep for ep in found if ep.name not in COMMANDS}
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when they are run."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._available(name))
+        builtin = [name for name in COMMANDS if self._available(name)]
+        return sorted([*builtin, *plugin_commands()])
 
     @staticmethod
     def _available(name: str) -> bool:
@@ -59,6 +73,11 @@ class LazyGroup(click.Group):
         return importlib.util.find_spec(module) is not None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if (plugin := plugin_commands().get(cmd_name)) is not None:
+            command = plugin.load()
+            if not isinstance(command, click.Command):
+                raise ToolkitError(f"plugin command {cmd_name!r} ({plugin.value}) is not a click command")
+            return command
         entry = COMMANDS.get(cmd_name)
         if entry is None or not self._available(cmd_name):
             return None
@@ -69,7 +88,18 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+            else:
+                try:
+                    command = self.get_command(ctx, name)
+                except Exception as exc:  # a broken plugin must not take `tfsctl --help` down with it
+                    rows.append((name, f"(plugin {plugin_commands()[name].value} fails to load: {exc})"))
+                    continue
+                if command is not None:
+                    rows.append((name, command.get_short_help_str(limit=80)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

@@ -9,38 +9,37 @@ The token never appears as a flag value: it comes from ``TFSCTL_LOAD_TOKEN`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tfsctl.cli.kube_options import cluster_options
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, InvalidInput, Unavailable
-from tfsctl.load.options import TRANSPORTS, LoadSettings
-from tfsctl.load.shapes import SHAPES, parse_duration
-from tfsctl.load.thresholds import DEFAULT_MAX_FAILURE_RATIO, DEFAULT_P95_MS, DEFAULT_P99_MS, Thresholds
+from tfsctl.load.options import KNOBS, Knob, LoadSettings
+from tfsctl.load.shapes import parse_duration
 
 
-def _load_options(
-    default_shape: str,
-    default_users: int,
-    default_duration: str,
-    user_rps: float = 0.0,
-    reconnect_every: int = 0,
-) -> Callable[[Any], Any]:
-    options = [
-        click.option("--model", default="fashion", show_default=True, help="Model name."),
-        click.option("--label", default=None, help="Version label (predict:<model>@<label>)."),
-        click.option("--version", "model_version", type=int, default=None, help="Model version."),
-        click.option("--user", "transport", type=click.Choice(TRANSPORTS), default="rest", show_default=True),
-        click.option(
-            "--grpc-target", default="", help="gRPC host:port (default: the target's host, port 8500)."
-        ),
-        click.option("--shape", type=click.Choice(SHAPES), default=default_shape, show_default=True),
-        click.option(
-            "--shape-params", default="", help="k=v,k=v (step: steps; spike: spike_users, spike_at, ...)."
-        ),
+def _knob_option(knob: Knob, default: Any) -> Callable[[Any], Any]:
+    """The click option of a load knob: Locust's flag, help and default (``tfsctl.load.options``)."""
+    kind: Any = knob.type
+    if knob.choices:
+        kind = click.Choice(knob.choices)
+    elif knob.cli == "int":
+        kind, default = click.IntRange(min=0), (None if default == "" else default)
+    elif knob.cli == "path":
+        kind, default = click.Path(dir_okay=False, exists=True), (default or None)
+    return click.option(knob.flag, knob.dest, type=kind, default=default, show_default=True, help=knob.help)
+
+
+def _load_options(default_shape: str, default_users: int, default_duration: str, **defaults: Any) -> Any:
+    """Every knob of the locustfile (the token comes from --token-file or the environment), then
+    Locust's own run options: ``defaults`` overrides a knob's default by its dest."""
+    defaults = {"shape": default_shape, **defaults}
+    options = [_knob_option(k, defaults.get(k.dest, k.default)) for k in KNOBS if not k.secret]
+    options += [
         click.option(
             "--duration", default=default_duration, show_default=True, help="Load duration (30s, 2m)."
         ),
@@ -49,31 +48,12 @@ def _load_options(
             "--spawn-rate", type=float, default=None, help="Users started per second (default: all at once)."
         ),
         click.option(
-            "--user-rps",
-            type=float,
-            default=user_rps,
-            show_default=True,
-            help="Requests/s per user; 0 = no wait.",
-        ),
-        click.option(
-            "--reconnect-every",
-            type=int,
-            default=reconnect_every,
-            show_default=True,
-            help="New connection every N requests.",
-        ),
-        click.option("--request-file", type=click.Path(dir_okay=False, exists=True), default=None),
-        click.option("--batch-size", type=int, default=1, show_default=True),
-        click.option("--max-failure-ratio", type=float, default=DEFAULT_MAX_FAILURE_RATIO, show_default=True),
-        click.option("--p95-ms", type=float, default=DEFAULT_P95_MS, show_default=True, help="0 disables."),
-        click.option("--p99-ms", type=float, default=DEFAULT_P99_MS, show_default=True, help="0 disables."),
-        click.option(
             "--token-file",
             type=click.Path(dir_okay=False, exists=True, path_type=Path),
             default=None,
             help="File holding the Authorization header value (else $TFSCTL_LOAD_TOKEN).",
         ),
-        click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True),
+        OUTPUT,
     ]
 
     def decorate(func: Any) -> Any:
@@ -97,37 +77,21 @@ def _settings(host: str, kw: dict[str, Any]) -> LoadSettings:
         duration = parse_duration(kw["duration"])
     except InvalidInput:
         raise InvalidInput(f"--duration {kw['duration']!r}: expected e.g. 30s, 2m") from None
-    if kw["label"] and kw["model_version"] is not None:
-        raise InvalidInput("--label and --version are exclusive: pick one")
-    settings = LoadSettings(
-        host=host,
-        model=kw["model"],
-        version=kw["model_version"],
-        label=kw["label"],
-        transport=kw["transport"],
-        grpc_target=kw["grpc_target"],
+    if kw["model_label"] and kw["model_version"] is not None:
+        raise InvalidInput("--model-label and --model-version are exclusive: pick one")
+    values = {k.dest: kw[k.dest] for k in KNOBS if k.dest in kw}
+    if values.get("request_file"):
+        values["request_file"] = str(Path(values["request_file"]).resolve())
+    settings = LoadSettings.from_knobs(
+        host,
+        values,
         token=_token(kw["token_file"]),
-        request_file=str(Path(kw["request_file"]).resolve()) if kw["request_file"] else "",
-        batch_size=kw["batch_size"],
-        reconnect_every=kw["reconnect_every"],
-        user_rps=kw["user_rps"],
-        shape=kw["shape"],
-        shape_params=kw["shape_params"],
         users=kw["users"],
         spawn_rate=kw["spawn_rate"],
         duration=duration,
-        limits=Thresholds(
-            max_failure_ratio=kw["max_failure_ratio"],
-            p95_ms=kw["p95_ms"] or None,
-            p99_ms=kw["p99_ms"] or None,
-        ),
     )
     settings.build_shape()  # validate shape parameters before anything starts
     return settings
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def _require_payload(settings: LoadSettings, target: str) -> None:
@@ -175,9 +139,17 @@ def _require_answering(target: str) -> None:
     "--distributed", is_flag=True, help="Run Locust master + workers in the cluster (see loadtest/)."
 )
 @click.option("--workers", type=int, default=2, show_default=True, help="Workers for --distributed.")
-@click.option("--namespace", default="default", show_default=True, help="Namespace for --distributed.")
+@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace for --distributed.")
+@cluster_options
 def loadtest(
-    target: str, report_dir: Path, distributed: bool, workers: int, namespace: str, **kw: Any
+    target: str,
+    report_dir: Path,
+    distributed: bool,
+    workers: int,
+    namespace: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    **kw: Any,
 ) -> None:
     """Send load to TARGET with the locustfile; write Locust's CSV and HTML into --report.
 
@@ -189,8 +161,12 @@ def loadtest(
 
         if workers < 1:
             raise InvalidInput(f"--workers {workers}: must be at least 1")
+        from tfsctl.kubeclient import api_client
+
         data = dist.run(
-            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace), report_dir
+            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace),
+            report_dir,
+            api=api_client(kubeconfig, context),
         )
     else:
         from tfsctl.load import runner
@@ -199,9 +175,7 @@ def loadtest(
         _require_payload(settings, target)
         result = runner.run(settings, report_dir)
         data = result.to_dict()
-    if kw["output"] == "json":
-        _echo_json(data)
-    else:
+    if not structured(kw["output"], data):
         s = data["summary"]
         click.echo(
             f"{s['requests']} requests, {s['failures']} failures ({s['failure_ratio']:.2%}), "
@@ -214,8 +188,9 @@ def loadtest(
 
 
 @click.command("verify-autoscaling")
-@click.option("--release", required=True, help="Helm release whose HPA to verify.")
-@click.option("--namespace", default="default", show_default=True)
+@click.option("--release", "-r", required=True, help="Helm release whose HPA to verify.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@cluster_options
 @click.option("--target", default=None, help="REST base URL (default: the Service's LoadBalancer ingress).")
 # paced users, periodic reconnects: a fixed request rate, and new pods get connections (spread check)
 @_load_options("step", 8, "90s", user_rps=10.0, reconnect_every=50)
@@ -234,6 +209,8 @@ def loadtest(
 def verify_autoscaling(
     release: str,
     namespace: str,
+    kubeconfig: Path | None,
+    context: str | None,
     target: str | None,
     at_least: int,
     scale_out_within: str,
@@ -263,10 +240,8 @@ def verify_autoscaling(
     )
     from tfsctl.kubeclient import connect
 
-    outcome = verify.verify(request, report_dir, api=connect())
-    if kw["output"] == "json":
-        _echo_json(outcome.report.to_dict())
-    else:
+    outcome = verify.verify(request, report_dir, api=connect(kubeconfig, context))
+    if not structured(kw["output"], outcome.report.to_dict()):
         for check in outcome.report.evaluation.checks:
             click.echo(f"{check.status.upper():4}  {check.name:13} {check.reason}")
         for name, path in sorted(outcome.files.items()):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import InvalidInput
 
 
@@ -58,9 +59,7 @@ _config_option = click.option(
     default=None,
     help="ossutil-style config file (default $OSS_CONFIG_FILE or ~/.ossutilconfig).",
 )
-_output_option = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+_output_option = OUTPUT
 
 
 @models.command("validate")
@@ -74,15 +73,12 @@ def validate_cmd(path: str, output: str, profile: str | None, config_file: Path 
     Prints one line per version; on errors exits 7 with the first one (naming the file) on
     stderr, every finding with -v or -o json.
     """
-    import json
 
     from tfsctl.errors import first_of
     from tfsctl.models import repository
 
     report = repository.validate(path, credentials=_credentials(path, profile, config_file))
-    if output == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
+    if not structured(output, report.to_dict()):
         for model in report.models:
             for v in model.versions:
                 warmup = "-" if v.warmup_records is None else str(v.warmup_records)
@@ -104,14 +100,11 @@ def validate_cmd(path: str, output: str, profile: str | None, config_file: Path 
 @_config_option
 def versions_cmd(path: str, output: str, profile: str | None, config_file: Path | None) -> None:
     """List the loadable versions (those with saved_model.pb) of a model directory."""
-    import json
 
     from tfsctl.models import repository
 
     found = repository.list_versions(path, credentials=_credentials(path, profile, config_file))
-    if output == "json":
-        click.echo(json.dumps({"path": path, "versions": found}))
-    else:
+    if not structured(output, {"path": path, "versions": found}):
         for v in found:
             click.echo(str(v))
 
@@ -178,7 +171,6 @@ def upload(
     uploads resume when the same command is run again. An existing version is
     never overwritten.
     """
-    import json
     import sys
 
     from tfsctl.models import publish
@@ -194,9 +186,7 @@ def upload(
     )
     show = sys.stderr.isatty() if progress is None else progress
     result = publish.publish(request, progress=_TqdmProgress(show))  # type: ignore[arg-type]
-    if output == "json":
-        click.echo(json.dumps(result.__dict__))
-    else:
+    if not structured(output, result.__dict__):
         resumed = " (resumed)" if result.resumed else ""
         summary = f"{result.files} files, {result.bytes} bytes"
         click.echo(f"published version {result.version} to {result.dest}{resumed}: {summary}")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,9 +97,7 @@ def endpoint_options(default_transport: str) -> Callable[[F], F]:
                 help="PEM private key of --cert-file.",
             ),
             click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1)),
-            click.option(
-                "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-            ),
+            OUTPUT,
         ]
         for option in reversed(options):
             func = option(func)
@@ -127,10 +126,6 @@ def _version_label(version: int | None, label: str | None) -> None:
         raise InvalidInput("--version and --label are mutually exclusive")
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
 @click.command("model-status")
 @click.argument("model")
 @click.option("--version", type=int, help="One version only.")
@@ -145,8 +140,7 @@ def model_status(model: str, version: int | None, label: str | None, **kw: Any) 
         if label is not None:  # TF Serving's GetModelStatus ignores labels: resolve it first
             version = client.label_version(model, label, transport=target.transport)
         rows = client.model_status(model, version, transport=target.transport)
-    if output == "json":
-        _echo_json([row.__dict__ for row in rows])
+    if structured(output, [row.__dict__ for row in rows]):
         return
     click.echo(f"{'VERSION':>10}  {'STATE':<12}  {'ERROR':<10}  MESSAGE")
     for row in rows:
@@ -165,8 +159,7 @@ def metadata(model: str, version: int | None, label: str | None, **kw: Any) -> N
     _version_label(version, label)
     with target.client() as client:
         data = client.metadata(model, version, label, transport=target.transport)
-    if output == "json":
-        _echo_json(data)
+    if structured(output, data):
         return
     spec = data.get("model_spec", {})
     click.echo(f"model {spec.get('name', model)} version {spec.get('version', '?')}")
@@ -218,8 +211,7 @@ def predict(
         result = client.predict(
             model, inputs, version, label, signature, transport=target.transport, columnar=columnar
         )
-    if output == "json":
-        _echo_json(result)
+    if structured(output, result):
         return
     values = result.get("predictions", result.get("outputs"))
     for row in values if isinstance(values, list) else [values]:
@@ -238,7 +230,5 @@ def reload_config(config_file: Path, **kw: Any) -> None:
     config = ServerConfig.parse(config_file.read_text(), source=str(config_file))
     with target.client() as client:
         client.reload_config(config)
-    if output == "json":
-        _echo_json({"reloaded": True, "models": sorted(config.models)})
-    else:
+    if not structured(output, {"reloaded": True, "models": sorted(config.models)}):
         click.echo(f"reloaded: {', '.join(sorted(config.models)) or '(no models)'}")

@@ -5,18 +5,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tfsctl.cli.kube_options import cluster_options
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, first_of
 
-OUTPUT = click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
 LOCK_TIMEOUT = click.option(
     "--lock-timeout",
     type=float,
@@ -31,11 +29,25 @@ def _k8s(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--namespace", "-n", default="default", show_default=True, help="Namespace of the release."
     )(fn)
     fn = click.option("--release", "-r", default=None, help="Helm release (Kubernetes mode).")(fn)
-    fn = click.option(
-        "--kubeconfig", type=click.Path(path_type=Path), default=None, help="Default: $KUBECONFIG."
-    )(fn)
+    fn = cluster_options(fn)
     return click.option(
         "--timeout", type=float, default=120.0, show_default=True, help="Seconds for the whole run."
+    )(fn)
+
+
+def _chart(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For commands that render the chart (a deploy, and every change that upgrades the release)."""
+    fn = click.option(
+        "--version",
+        "chart_version",
+        default=None,
+        help="With --chart oci://...: the chart version to pull (default: the newest).",
+    )(fn)
+    return click.option(
+        "--chart",
+        default=None,
+        metavar="PATH|oci://REF",
+        help="The chart: a directory, a .tgz, or oci://host/repository/chart. Default: the packaged chart.",
     )(fn)
 
 
@@ -70,17 +82,22 @@ def _target(kw: dict[str, Any]) -> Any:
         model_config=kw.pop("model_config", None),
         endpoints=kw.pop("endpoints", None),
         kubeconfig=kw.pop("kubeconfig", None),
+        context=kw.pop("context", None),
         timeout=kw.pop("timeout", 120.0),
         connect=kw.pop("connect", "auto"),
+        chart=kw.pop("chart", None),
+        chart_version=kw.pop("chart_version", None),
     )
 
 
 def _emit(output: str, data: Any, table: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else table)
+    if not structured(output, data):
+        click.echo(table)
 
 
 @click.command()
 @_k8s
+@_chart
 @click.option(
     "-f", "--values", "values_files", multiple=True, type=click.Path(path_type=Path), help="Repeatable."
 )
@@ -137,6 +154,7 @@ def deploy(
 
 @click.command()
 @_k8s
+@_chart
 @click.option("--replicas", type=int, required=True)
 @click.option("--adjust-hpa", is_flag=True, help="When an HPA owns the replicas, move its min/max instead.")
 @click.option("--wait/--no-wait", default=True, show_default=True)
@@ -170,12 +188,11 @@ def _promotion_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Seconds to wait for another promotion to finish.",
     )(fn)
     fn = click.option("--dry-run", is_flag=True, help="Show the plan only.")(fn)
-    return OUTPUT(_endpoint_mode(_connect(_k8s(fn))))
+    return OUTPUT(_endpoint_mode(_connect(_chart(_k8s(fn)))))
 
 
 def _print_promotion(result: Any, output: str) -> None:
-    if output == "json":
-        _emit(output, {**result.__dict__, "steps": [s.__dict__ for s in result.steps]}, "")
+    if structured(output, {**result.__dict__, "steps": [s.__dict__ for s in result.steps]}):
         return
     verb = {"promote": "promoted", "rollback": "rolled back"}[result.action]
     if result.dry_run:
@@ -361,6 +378,7 @@ def history(model: str | None, output: str, **kw: Any) -> None:
 )
 @click.option("--release", "-r", default="validate", show_default=True, help="Release name to render as.")
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace to render in.")
+@_chart
 @OUTPUT
 def validate(
     values_files: tuple[Path, ...],
@@ -369,12 +387,16 @@ def validate(
     model_config: Path | None,
     release: str,
     namespace: str,
+    chart: str | None,
+    chart_version: str | None,
     output: str,
 ) -> None:
     """Check values (schema + chart rules + HPA routes), a model repository layout and a model config file."""
     from tfsctl.release import ops
 
-    report = ops.validate(list(values_files), list(sets), model_repo, model_config, release, namespace)
+    report = ops.validate(
+        list(values_files), list(sets), model_repo, model_config, release, namespace, chart, chart_version
+    )
     lines = [f"checked {c}" for c in report.checked]
     _emit(output, report.__dict__, "\n".join(lines) + ("\nok" if not report.problems else ""))
     if report.problems:

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tfsctl import kubestate
 from tfsctl.errors import NotFound, ReleaseNotFound, ToolkitError, Unavailable
 from tfsctl.load.evaluate import HpaPoint, MetricValue, ReadyPoint
 
 log = logging.getLogger(__name__)
 
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-COMPONENT_LABEL = "app.kubernetes.io/component"
+INSTANCE_LABEL = kubestate.INSTANCE_LABEL
+COMPONENT_LABEL = kubestate.COMPONENT_LABEL
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 WATCH_SECONDS = 30
 
@@ -265,8 +266,7 @@ class ClusterView:
         counts: dict[str, int] = {}
         notes: list[str] = []
         for pod in pods.items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
-            if not ready or not pod.status.pod_ip or pod.metadata.deletion_timestamp:
+            if not kubestate.serves(pod):
                 continue
             port = next(
                 (

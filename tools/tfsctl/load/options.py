@@ -1,10 +1,12 @@
 """The locustfile's knobs: Locust command-line options with environment fallbacks (pure).
 
-One table serves three callers: the locustfile registers it on Locust's parser
-(``@events.init_command_line_parser``), ``tfsctl loadtest`` turns a
-``LoadSettings`` into the same command line (so the library run and
-``locust -f`` parse identically), and the distributed manifests pass the
-settings to master and workers as ``TFSCTL_LOAD_*`` environment variables.
+One table serves every caller, under the same names: the locustfile registers it
+on Locust's parser (``@events.init_command_line_parser``); ``tfsctl loadtest`` and
+``verify-autoscaling`` generate their click options from it (``tfsctl.cli.loadtest``)
+and build a ``LoadSettings`` from what they parsed (``LoadSettings.from_knobs``),
+which turns back into the same Locust command line (so the library run and
+``locust -f`` parse identically); and the distributed manifests pass the settings
+to master and workers as ``TFSCTL_LOAD_*`` environment variables.
 The token is a secret: it travels through the environment (or a Secret in the
 cluster), never on a command line that ``ps`` shows, and the web UI masks it.
 """
@@ -29,16 +31,32 @@ class Knob:
     type: Any = str
     choices: tuple[str, ...] | None = None
     secret: bool = False
+    # the LoadSettings attribute it sets (dotted into ``limits``); default: the flag's name
+    field: str = ""
+    # how tfsctl's command line parses it when that differs from Locust's (a string there):
+    # "int" (empty = unset) or "path" (a file that must exist)
+    cli: str = ""
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def attr(self) -> str:
+        return self.field or self.dest
+
 
 KNOBS: tuple[Knob, ...] = (
     Knob("--model", "TFSCTL_LOAD_MODEL", "Model name to load.", "fashion"),
-    Knob("--model-version", "TFSCTL_LOAD_VERSION", "Model version (default: the server's default).", ""),
-    Knob("--model-label", "TFSCTL_LOAD_LABEL", "Model version label, e.g. stable.", ""),
+    Knob(
+        "--model-version",
+        "TFSCTL_LOAD_VERSION",
+        "Model version (default: the server's default).",
+        "",
+        field="version",
+        cli="int",
+    ),
+    Knob("--model-label", "TFSCTL_LOAD_LABEL", "Model version label, e.g. stable.", "", field="label"),
     Knob("--signature", "TFSCTL_LOAD_SIGNATURE", "Signature name.", "serving_default"),
     Knob("--transport", "TFSCTL_LOAD_TRANSPORT", "User type: rest or grpc.", "rest", choices=TRANSPORTS),
     Knob(
@@ -53,6 +71,7 @@ KNOBS: tuple[Knob, ...] = (
         "TFSCTL_LOAD_REQUEST_FILE",
         "JSON REST predict body to send (default: built from the model's /metadata signature).",
         "",
+        cli="path",
     ),
     Knob("--batch-size", "TFSCTL_LOAD_BATCH_SIZE", "Rows per generated request.", 1, type=int),
     Knob(
@@ -83,6 +102,7 @@ KNOBS: tuple[Knob, ...] = (
         "Fail the run above this failure ratio.",
         thresholds.DEFAULT_MAX_FAILURE_RATIO,
         type=float,
+        field="limits.max_failure_ratio",
     ),
     Knob(
         "--p95-ms",
@@ -90,6 +110,7 @@ KNOBS: tuple[Knob, ...] = (
         "Fail above this p95 (ms); 0 disables.",
         thresholds.DEFAULT_P95_MS,
         float,
+        field="limits.p95_ms",
     ),
     Knob(
         "--p99-ms",
@@ -97,6 +118,7 @@ KNOBS: tuple[Knob, ...] = (
         "Fail above this p99 (ms); 0 disables.",
         thresholds.DEFAULT_P99_MS,
         float,
+        field="limits.p99_ms",
     ),
 )
 
@@ -145,6 +167,7 @@ class LoadSettings:
     batch_size: int = 1
     reconnect_every: int = 0
     user_rps: float = 0.0
+    request_timeout: float = 10.0
     signature: str = "serving_default"
     shape: str = "constant"
     shape_params: str = ""
@@ -153,25 +176,39 @@ class LoadSettings:
     duration: float = 10.0
     limits: thresholds.Thresholds = field(default_factory=thresholds.Thresholds)
 
+    @classmethod
+    def from_knobs(cls, host: str, values: Mapping[str, Any], **rest: Any) -> LoadSettings:
+        """Settings from parsed knob values keyed by ``Knob.dest`` (the token comes in ``rest``)."""
+        flat: dict[str, Any] = {}
+        limits: dict[str, Any] = {}
+        for knob in KNOBS:
+            if knob.secret or knob.dest not in values:
+                continue
+            value = values[knob.dest]
+            if knob.attr in ("version", "label") and value in ("", None):
+                value = None
+            elif knob.attr in ("limits.p95_ms", "limits.p99_ms"):
+                value = float(value) or None  # 0 disables a latency limit
+            elif value is None:
+                value = knob.default
+            if knob.attr.startswith("limits."):
+                limits[knob.attr.removeprefix("limits.")] = value
+            else:
+                flat[knob.attr] = value
+        return cls(host=host, limits=thresholds.Thresholds(**limits), **flat, **rest)
+
     def knob_values(self) -> dict[str, str]:
         """Knob flag -> value for every knob that differs from empty (the token excluded)."""
-        values = {
-            "--model": self.model,
-            "--model-version": "" if self.version is None else str(self.version),
-            "--model-label": self.label or "",
-            "--signature": self.signature,
-            "--transport": self.transport,
-            "--grpc-target": self.grpc_target,
-            "--request-file": self.request_file,
-            "--batch-size": str(self.batch_size),
-            "--reconnect-every": str(self.reconnect_every),
-            "--user-rps": repr(self.user_rps),
-            "--shape": self.shape,
-            "--shape-params": self.shape_params,
-            "--max-failure-ratio": repr(self.limits.max_failure_ratio),
-            "--p95-ms": repr(self.limits.p95_ms or 0.0),
-            "--p99-ms": repr(self.limits.p99_ms or 0.0),
-        }
+        values: dict[str, str] = {}
+        for knob in KNOBS:
+            if knob.secret:
+                continue
+            value: Any = self
+            for part in knob.attr.split("."):
+                value = getattr(value, part)
+            if value is None:  # unset: empty for a string knob, 0 (= no limit) for a number
+                value = "" if knob.type is str else knob.type(0)
+            values[knob.flag] = repr(value) if isinstance(value, float) else str(value)
         return {k: v for k, v in values.items() if v != ""}
 
     def common_argv(self) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tfsctl.errors import InvalidInput
-from tfsctl.models import _protos, tfrecord
+from tfsctl.models import tfrecord
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,8 @@ def _export(tf: Any, export_dir: Path, version: int) -> None:
 
 def _predict_signature(images: Any, scores: Any) -> Any:
     """A ``tensorflow/serving/predict`` SignatureDef (built directly: the v1 helpers log deprecations)."""
-    meta_graph_pb2 = _protos.load("tensorflow.core.protobuf.meta_graph_pb2")
+    from tfsctl.serving.protos import meta_graph_pb2
+
     signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
     for mapping, key, tensor in (
         (signature.inputs, INPUT_NAME, images),
@@ -179,10 +180,9 @@ def _predict_signature(images: Any, scores: Any) -> Any:
 
 def warmup_records(name: str, batch_sizes: Iterable[int] = WARMUP_BATCH_SIZES) -> list[bytes]:
     """Serialized ``PredictionLog``s with one PredictRequest per batch size."""
-    pl = _protos.prediction_log_pb2()
-    predict_pb2 = _protos.load("tensorflow_serving.apis.predict_pb2")
-    tensor_pb2 = _protos.load("tensorflow.core.framework.tensor_pb2")
-    types_pb2 = _protos.load("tensorflow.core.framework.types_pb2")
+    from tfsctl.serving.protos import predict_pb2, tensor_pb2, types_pb2
+    from tfsctl.serving.protos import prediction_log_pb2 as pl
+
     records = []
     for i, batch in enumerate(batch_sizes):
         images = sample_images(batch, seed=1000 + i)

@@ -26,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
 from tfsctl.errors import InvalidInput, NotFound
-from tfsctl.models import _protos, tfrecord
+from tfsctl.models import tfrecord
+from tfsctl.serving import schema
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 VARIABLES_INDEX = "variables/variables.index"
@@ -313,14 +314,14 @@ def _check_version(
 
 
 def _parse_saved_model(store: Store, key: str, problems: list[Problem]) -> Any:
-    pb2 = _protos.saved_model_pb2()
     data = store.read(key)
-    saved_model = pb2.SavedModel()
+    saved_model = schema.new("tensorflow.SavedModel")
     try:
         if key.endswith(".pbtxt"):
             from google.protobuf import text_format
 
-            text_format.Parse(data.decode("utf-8"), saved_model)
+            # the core's SavedModel declares only the fields it checks (tfsctl.serving.schema)
+            text_format.Parse(data.decode("utf-8"), saved_model, allow_unknown_field=True)
         else:
             saved_model.ParseFromString(data)
     except Exception as exc:  # DecodeError, ParseError, UnicodeDecodeError
@@ -373,7 +374,6 @@ def _check_warmup(
     store: Store, key: str, signatures: Mapping[str, Any], problems: list[Problem]
 ) -> int | None:
     where = store.display(key)
-    pl = _protos.prediction_log_pb2()
     count = 0
     try:
         for record in tfrecord.read(store.read(key), limit=MAX_WARMUP_RECORDS):
@@ -381,7 +381,7 @@ def _check_warmup(
             if count > MAX_WARMUP_RECORDS:
                 problems.append(Problem(where, f"more than {MAX_WARMUP_RECORDS} warmup records"))
                 return None
-            log = pl.PredictionLog()
+            log = schema.new("tensorflow.serving.PredictionLog")
             try:
                 log.ParseFromString(record.data)
             except Exception:

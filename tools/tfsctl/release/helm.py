@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,23 +118,20 @@ class HelmAdapter:
             )
         return self._chart
 
-    async def status(self, release: str, namespace: str) -> ReleaseInfo | None:
-        from pyhelm3 import errors as herr
+    async def _current(self, release: str, namespace: str) -> Any:
+        """pyhelm3's current revision of the release (``helm status``); ``ReleaseNotFound`` if none."""
+        return await self._bounded(
+            self.client.get_current_revision(release, namespace=namespace), f"release {namespace}/{release}"
+        )
 
+    async def status(self, release: str, namespace: str) -> ReleaseInfo | None:
         try:
-            data = await self._bounded(
-                self.client._command.status(release, namespace=namespace), f"release {namespace}/{release}"
-            )
+            revision = await self._current(release, namespace)
         except ReleaseNotFound:
             return None
-        except herr.ReleaseNotFoundError:
-            return None
+        resources = await self._bounded(revision.resources(), f"manifest of {namespace}/{release}")
         return ReleaseInfo(
-            data["name"],
-            data["namespace"],
-            int(data["version"]),
-            data["info"]["status"],
-            data.get("manifest", ""),
+            release, namespace, int(revision.revision), str(revision.status.value), _dump(resources)
         )
 
     async def require_deployed(self, release: str, namespace: str) -> ReleaseInfo:
@@ -151,9 +149,9 @@ class HelmAdapter:
         return info
 
     async def values(self, release: str, namespace: str, *, computed: bool = False) -> dict[str, Any]:
-        return await self._bounded(
-            self.client._command.get_values(release, computed=computed, namespace=namespace),
-            f"values of {namespace}/{release}",
+        revision = await self._current(release, namespace)
+        return dict(
+            await self._bounded(revision.values(computed=computed), f"values of {namespace}/{release}") or {}
         )
 
     async def upgrade(
@@ -186,16 +184,20 @@ class HelmAdapter:
             f"helm upgrade {namespace}/{release}",
             limit + 30,
         )
-        manifest = "\n---\n".join(yaml.safe_dump(r, sort_keys=True) for r in (rev.resources_ or []) if r)
-        return ReleaseInfo(release, namespace, int(rev.revision), str(rev.status.value), manifest)
+        resources = await self._bounded(rev.resources(), f"manifest of {namespace}/{release}")
+        return ReleaseInfo(release, namespace, int(rev.revision), str(rev.status.value), _dump(resources))
 
-    async def template(self, release: str, namespace: str, values: dict[str, Any]) -> str:
+    async def template_docs(self, release: str, namespace: str, values: dict[str, Any]) -> list[Any]:
+        """The chart rendered with ``values`` (``helm template``): one dict per resource."""
         chart = await self.chart()
         docs = await self._bounded(
             self.client.template_resources(chart, release, values, namespace=namespace),
             f"helm template {release}",
         )
-        return "\n---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs if d)
+        return [d for d in docs if d]
+
+    async def template(self, release: str, namespace: str, values: dict[str, Any]) -> str:
+        return _dump(await self.template_docs(release, namespace, values))
 
     @staticmethod
     def normalise_manifest(text: str) -> str:
@@ -205,8 +207,40 @@ class HelmAdapter:
         return "\n---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs)
 
 
-def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
-    """A pyhelm3 client on the pinned helm binary."""
+async def pull(client: Any, chart_ref: str, version: str | None, into: Path, timeout: float) -> Path:
+    """``helm pull CHART_REF [--version V] --untar`` through pyhelm3; the chart copied under ``into``."""
+    what = f"helm pull {chart_ref}" + (f" --version {version}" if version else "")
+
+    async def run() -> Path:
+        async with client.pull_chart(chart_ref, version=version) as chart:
+            target = into / Path(chart.ref).name
+            shutil.copytree(chart.ref, target)
+            return target
+
+    try:
+        return await asyncio.wait_for(run(), timeout)
+    except asyncio.TimeoutError:
+        raise Timeout(f"{what}: no answer from helm within {timeout:.0f}s") from None
+    except Exception as exc:
+        from pyhelm3 import errors as herr
+
+        if isinstance(exc, herr.Error):
+            raise translate(exc, what) from None
+        raise
+
+
+def _dump(resources: Any) -> str:
+    """Resources as one manifest, keys sorted: what diffs and summaries compare."""
+    return "\n---\n".join(yaml.safe_dump(r, sort_keys=True) for r in (resources or []) if r)
+
+
+def helm_client(
+    kubeconfig: Path | None,
+    timeout: float = 300.0,
+    context: str | None = None,
+    executable: str | None = None,
+) -> Any:
+    """A pyhelm3 client on the pinned helm binary (``--kube-context`` with ``context``)."""
     from pyhelm3 import Client
 
     from tfsctl.paths import tool_path
@@ -215,4 +249,12 @@ def helm_client(kubeconfig: Path | None, timeout: float = 300.0) -> Any:
     # found" of a first install; the adapter turns real failures into one-line errors instead.
     logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
 
-    return Client(executable=tool_path("helm"), kubeconfig=kubeconfig, default_timeout=f"{int(timeout)}s")
+    executable = executable or tool_path("helm")
+    if shutil.which(executable) is None:
+        raise ToolkitError("helm not found: put helm 3 on PATH (in a checkout, `make tools`)")
+    return Client(
+        executable=executable,
+        kubeconfig=kubeconfig,
+        kubecontext=context,
+        default_timeout=f"{int(timeout)}s",
+    )

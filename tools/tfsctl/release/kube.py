@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tfsctl import kubestate
 from tfsctl.errors import Conflict, ExitStatus, NotFound, ToolkitError, Unavailable
 from tfsctl.release import history
 from tfsctl.release.helm import HelmAdapter
@@ -36,6 +37,7 @@ from tfsctl.release.replicas import (
 )
 from tfsctl.release.scale import Autoscaler
 from tfsctl.release.values import get_path
+from tfsctl.serving.client import Transport
 from tfsctl.serving.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -198,16 +200,16 @@ class KubeAdapter:
         return dep.spec.replicas, int(dep.status.ready_replicas or 0)
 
     def pods(self, release: str) -> list[PodInfo]:
-        selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=server"
+        selector = kubestate.server_selector(release)
         items = self._call(
             f"pods of {release}", self.core.list_namespaced_pod, self.namespace, label_selector=selector
         ).items
         out = []
         now = dt.datetime.now(dt.timezone.utc)
         for p in items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            ready = kubestate.is_ready(p)
             phase = p.status.phase or ""
-            if p.metadata.deletion_timestamp is not None:
+            if kubestate.is_terminating(p):
                 ready, phase = False, "Terminating"
             created = p.metadata.creation_timestamp
             age = (now - created).total_seconds() if created is not None else None
@@ -234,6 +236,23 @@ class KubeAdapter:
         return sorted(seen.values())
 
     # -------------------------------------------------------------- lease lock
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds Lease ``name`` now (None when it is absent, unreadable or expired)."""
+        try:
+            current = self.coordination.read_namespaced_lease(
+                name, self.namespace, _request_timeout=self.timeout
+            )
+        except Exception:
+            return None
+        spec = current.spec
+        if spec is None:
+            return None
+        renew = spec.renew_time or spec.acquire_time
+        now = dt.datetime.now(dt.timezone.utc)
+        if renew is None or (now - renew).total_seconds() > (spec.lease_duration_seconds or 0):
+            return None
+        return str(spec.holder_identity)
+
     @contextlib.contextmanager
     def lease(self, name: str, timeout: float, duration: int = 30) -> Iterator[None]:
         """Hold Lease ``name`` (renewed every ``duration``/3 s, so a killed holder frees it within
@@ -347,6 +366,10 @@ class ReleaseStore:
     """A Helm release as the ConfigStore of a promotion (Kubernetes mode)."""
 
     strict = False
+    # The servers apply the ConfigMap themselves: they poll it (modelConfig.pollWaitSeconds), or,
+    # with polling off, a config change rolls the pods. No gRPC push, so the core needs no TF
+    # Serving protos to promote (settle_seconds already waits out a poll period per step).
+    push_reload = False
 
     def __init__(
         self,
@@ -364,13 +387,25 @@ class ReleaseStore:
         self.namespace = kube.namespace
         self.runner = runner
         self.helm_timeout = helm_timeout
-        info = runner.run(helm.require_deployed(release, self.namespace))
+        try:
+            info = runner.run(helm.require_deployed(release, self.namespace))
+        except Conflict:
+            # A pending helm operation under a live tfsctl Lease is that change's own upgrade:
+            # say so, as taking the Lease would (the Lease is taken only after this check).
+            holder = kube.lease_holder(lease_name(release))
+            if holder is None:
+                raise
+            raise Conflict(
+                f"a promotion of this release is in progress (Lease {self.namespace}/{lease_name(release)} "
+                f"held by {holder}): retry when it is done"
+            ) from None
         self._revision = info.revision
         self.user_values: dict[str, Any] = runner.run(helm.values(release, self.namespace))
         computed = runner.run(helm.values(release, self.namespace, computed=True))
         self.full = fullname(release, computed)
         self.grpc_port = int(get_path(computed, "server.grpcPort", 8500))
         self.rest_port = int(get_path(computed, "server.restPort", 8501))
+        self.transport: Transport = "rest" if get_path(computed, "server.restEnabled", True) else "grpc"
         self.connect = connect
         self._connector = connector
         self._forwarder: Any = None
@@ -448,7 +483,7 @@ class ReleaseStore:
 
     def replicas(self) -> list[Replica]:
         return [
-            Replica(name, self.connector.endpoint(name, ip), True, node)
+            Replica(name, self.connector.endpoint(name, ip), True, node, self.transport)
             for name, ip, node in self.kube.ready_endpoints(self.full)
         ]
 

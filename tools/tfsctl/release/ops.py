@@ -20,6 +20,7 @@ import yaml
 
 from tfsctl import paths
 from tfsctl.errors import CheckFailed, InvalidInput, NotFound, Timeout, ToolkitError
+from tfsctl.release import chart as charts
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest, PromotionResult
@@ -43,8 +44,12 @@ class Target:
     model_config: Path | None = None
     endpoints: str | None = None
     kubeconfig: Path | None = None
+    context: str | None = None  # --context: a context of the kubeconfig (default: its current one)
     timeout: float = 120.0
     connect: str = "auto"  # Kubernetes mode: how to dial pods (auto | pod-ip | port-forward)
+    # --chart/--version: the chart a change renders (tfsctl.release.chart); None = the packaged one
+    chart: str | None = None
+    chart_version: str | None = None
 
     def check(self) -> None:
         if self.model_config is not None or self.endpoints is not None:
@@ -71,10 +76,11 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
     from tfsctl.release.kube import KubeAdapter, ReleaseStore
 
     kubeconfig = target.kubeconfig or paths.kubeconfig()
-    api = connect(kubeconfig)
+    ref = charts.parse(target.chart, target.chart_version)
+    api = connect(kubeconfig, target.context)
     assert target.release is not None
-    with asyncio.Runner() as runner:
-        helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
+    with charts.materialize(ref) as chart_dir, asyncio.Runner() as runner:
+        helm = HelmAdapter(helm_client(kubeconfig, context=target.context), chart_dir, timeout=target.timeout)
         kube = KubeAdapter(api, target.namespace)
         store = ReleaseStore(
             helm, kube, target.release, runner, helm_timeout=target.timeout, connect=target.connect
@@ -191,8 +197,11 @@ def _replicas_and_starting(store: ConfigStore) -> tuple[list[Replica], list[Repl
         return store.replicas(), []
     connector = store.connector  # type: ignore[attr-defined]
     pods = kube.pods(store.release)  # type: ignore[attr-defined]
+    transport = store.transport  # type: ignore[attr-defined]
     ready = [
-        Replica(p.name, connector.endpoint(p.name, p.ip), True, p.node) for p in pods if p.ready and p.ip
+        Replica(p.name, connector.endpoint(p.name, p.ip), True, p.node, transport)
+        for p in pods
+        if p.ready and p.ip
     ]
     others = [
         ReplicaObservation(p.name, p.ip or "", False, p.node, phase=p.phase, age_seconds=p.age_seconds)
@@ -333,11 +342,12 @@ def deploy(
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     from tfsctl.release.kube import KubeAdapter, fullname, lease_name
 
-    api = connect(kubeconfig)
+    ref = charts.parse(target.chart, target.chart_version)
+    api = connect(kubeconfig, target.context)
     kube = KubeAdapter(api, target.namespace)
 
     async def run() -> DeployResult:
-        helm = HelmAdapter(helm_client(kubeconfig), paths.CHART_DIR, timeout=target.timeout)
+        helm = HelmAdapter(helm_client(kubeconfig, context=target.context), chart_dir, timeout=target.timeout)
         ns, rel = target.namespace, target.release
         assert rel is not None
         current = await helm.status(rel, ns)
@@ -370,16 +380,17 @@ def deploy(
             dry_run,
         )
 
-    if dry_run:
-        return asyncio.run(run())
     deadline = time.monotonic() + target.timeout
-    # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
-    if create_namespace:
-        kube.ensure_namespace()
-    else:
-        kube.require_namespace()
-    with kube.lease(lease_name(target.release), lock_timeout):
-        result = asyncio.run(run())
+    with charts.materialize(ref) as chart_dir:
+        if dry_run:
+            return asyncio.run(run())
+        # Under the release's Lease: a promotion in flight would otherwise be overwritten (or overwrite this).
+        if create_namespace:
+            kube.ensure_namespace()
+        else:
+            kube.require_namespace()
+        with kube.lease(lease_name(target.release), lock_timeout):
+            result = asyncio.run(run())
     if wait and values.get("models"):
         # helm --wait saw the Deployment roll out; now every pod Ready and serving the config.
         with open_store(target) as store, FleetClient(timeout=min(10.0, target.timeout)) as fleet:
@@ -476,9 +487,12 @@ def validate(
     model_config: Path | None,
     release: str = "validate",
     namespace: str = "default",
+    chart: str | None = None,
+    chart_version: str | None = None,
 ) -> ValidationReport:
     """Values (schema + chart rules via helm template), a model repository, a model config file."""
     report = ValidationReport()
+    ref = charts.parse(chart, chart_version)
     if values_files or sets:
         report.checked.append("values: " + ", ".join(map(str, values_files)) + (" + --set" if sets else ""))
         try:
@@ -488,9 +502,12 @@ def validate(
         except ToolkitError as exc:
             report.problems.append(str(exc))
         else:
-            report.problems += _schema_problems(values)
-            if not report.problems:
-                report.problems += _template_problems(values, release, namespace)
+            with charts.materialize(ref) as chart_dir:
+                if ref.kind != "packaged":
+                    report.checked.append(f"against chart {ref.describe()}")
+                report.problems += _schema_problems(values, chart_dir)
+                if not report.problems:
+                    report.problems += _template_problems(values, chart_dir, release, namespace)
     if model_config is not None:
         report.checked.append(f"model config: {model_config}")
         report.problems += _model_config_problems(model_config)
@@ -502,12 +519,12 @@ def validate(
     return report
 
 
-def _schema_problems(values: dict[str, Any]) -> list[str]:
+def _schema_problems(values: dict[str, Any], chart_dir: Path) -> list[str]:
     import jsonschema
 
-    schema_path = paths.CHART_DIR / "values.schema.json"
-    schema = json.loads(schema_path.read_text())
-    defaults = yaml.safe_load((paths.CHART_DIR / "values.yaml").read_text()) or {}
+    schema_path = chart_dir / "values.schema.json"
+    schema = json.loads(schema_path.read_text()) if schema_path.exists() else {}
+    defaults = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
     merged = merge_values(defaults, values)
     validator = jsonschema.Draft7Validator(schema)
     out = []
@@ -527,32 +544,20 @@ def _schema_message(err: Any) -> str:
 
 
 def _template_problems(
-    values: dict[str, Any], release: str = "validate", namespace: str = "default"
+    values: dict[str, Any], chart_dir: Path, release: str = "validate", namespace: str = "default"
 ) -> list[str]:
-    import subprocess
-
+    """The chart's own rules (``fail`` in its templates) and the HPA routes, by rendering it."""
+    from tfsctl.release.helm import HelmAdapter, helm_client
     from tfsctl.release.routes import route_problems
 
     try:
-        proc = subprocess.run(
-            [paths.tool_path("helm"), "template", release, str(paths.CHART_DIR), "-n", namespace, "-f", "-"],
-            input=json.dumps(values),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except FileNotFoundError:
-        return ["helm not found: run `make tools` (pinned helm in .tools/bin)"]
-    except subprocess.TimeoutExpired:
-        return ["helm template did not finish within 60s"]
-    if proc.returncode == 0:
-        return route_problems(yaml.safe_load_all(proc.stdout))
-    from tfsctl.release.helm import cause
-
-    line, detail = cause(proc.stderr)
-    log.info("helm template: %s", detail)
-    return [line or f"helm template failed with status {proc.returncode}"]
+        helm = HelmAdapter(helm_client(None), chart_dir, timeout=60)
+        docs = asyncio.run(helm.template_docs(release, namespace, values))
+    except ToolkitError as exc:
+        if exc.detail:
+            log.info("helm template: %s", exc.detail)
+        return [str(exc)]
+    return route_problems(docs)
 
 
 def _model_config_problems(path: Path) -> list[str]:

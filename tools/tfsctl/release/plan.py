@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tfsctl.errors import InvalidInput, NotFound, PromotionRejected
-
-PolicyKind = Literal["all", "latest", "specific"]
-
+from tfsctl.serving.config import VersionPolicy
 
 _LABEL_RE = re.compile(r"[a-zA-Z0-9_]+")
 
@@ -52,52 +50,16 @@ def validate_label_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Policy:
-    """A model version policy: all | latest {num_versions} | specific {versions}."""
-
-    kind: PolicyKind = "latest"
-    num_versions: int | None = None
-    versions: tuple[int, ...] = ()
-
-    @staticmethod
-    def specific(versions: Iterable[int]) -> Policy:
-        return Policy("specific", versions=tuple(sorted(set(versions))))
-
-    @staticmethod
-    def latest(num_versions: int = 1) -> Policy:
-        return Policy("latest", num_versions=num_versions)
-
-    def served(self, repository: Iterable[int] | None) -> frozenset[int] | None:
-        """The versions this policy loads, given the repository's versions (None if unknown)."""
-        if self.kind == "specific":
-            return frozenset(self.versions)
-        if repository is None:
-            return None
-        available = sorted(set(repository))
-        if self.kind == "all":
-            return frozenset(available)
-        count = self.num_versions or 1
-        return frozenset(available[-count:]) if available else frozenset()
-
-    def describe(self) -> str:
-        if self.kind == "specific":
-            return "specific [" + ", ".join(map(str, self.versions)) + "]"
-        if self.kind == "latest":
-            return f"latest {self.num_versions or 1}"
-        return "all"
-
-
-@dataclass(frozen=True)
 class ModelState:
     """What a model's config says: its version policy and its labels."""
 
-    policy: Policy
+    policy: VersionPolicy
     labels: Mapping[str, int] = field(default_factory=dict)
 
     def with_labels(self, labels: Mapping[str, int]) -> ModelState:
         return ModelState(self.policy, dict(labels))
 
-    def with_policy(self, policy: Policy) -> ModelState:
+    def with_policy(self, policy: VersionPolicy) -> ModelState:
         return ModelState(policy, dict(self.labels))
 
     def __eq__(self, other: object) -> bool:
@@ -141,10 +103,10 @@ def _versions(vs: Iterable[int]) -> str:
     return ", ".join(str(v) for v in sorted(vs)) or "none"
 
 
-def _union_policy(before: ModelState, after: ModelState, served: frozenset[int]) -> Policy:
+def _union_policy(before: ModelState, after: ModelState, served: frozenset[int]) -> VersionPolicy:
     if before.policy == after.policy:
         return before.policy
-    return Policy.specific(served)
+    return VersionPolicy.specific(*served)
 
 
 def plan_transition(
@@ -269,7 +231,7 @@ def promotion_target(
         keep = set(policy.versions) | {version}
         if previous is not None and previous != version and not keep_previous and previous not in still_named:
             keep.discard(previous)
-        policy = Policy.specific(keep)
+        policy = VersionPolicy.specific(*keep)
         served = frozenset(policy.versions)
     else:
         served_by_policy = policy.served(repo) if repo is not None else served_now
@@ -280,7 +242,7 @@ def promotion_target(
             keep = set(served_by_policy) | {version}
             if previous is not None and not keep_previous and previous not in still_named:
                 keep.discard(previous)
-            policy = Policy.specific(keep)
+            policy = VersionPolicy.specific(*keep)
             served = frozenset(keep)
             notes.append(
                 f"{model}: version {version} is outside what policy {current.policy.describe()} serves "

@@ -258,7 +258,8 @@ class Promoter:
         """Push ``config`` and wait for ``step`` on every replica; with ``skip``, unreachable
         replicas are recorded there and left out instead of failing the step (restore)."""
         replicas = self._replicas_or_fail()
-        errors = self.fleet.reload(replicas, config)
+        push = bool(getattr(self.store, "push_reload", True))
+        errors = self.fleet.reload(replicas, config) if push else {}
         last_push = self.clock()
         if skip is not None:
             skip.update({n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)})
@@ -294,7 +295,7 @@ class Promoter:
                 raise StepFailed(step, unreachable, Unavailable)
             if now >= deadline:
                 raise StepFailed(step, pending, Timeout)
-            if now - last_push >= REPUSH_SECONDS:
+            if push and now - last_push >= REPUSH_SECONDS:
                 lagging = [r for r in replicas if r.name in pending]
                 log.info("re-pushing %s to %s", step.name, ", ".join(r.name for r in lagging))
                 errors = self.fleet.reload(lagging, config)

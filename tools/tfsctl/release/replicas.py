@@ -16,8 +16,8 @@ from typing import Protocol
 
 from tfsctl.errors import NotFound, ToolkitError, Unavailable
 from tfsctl.release.fleet import ModelObservation, ReplicaObservation
-from tfsctl.release.plan import ModelState, Policy
-from tfsctl.serving.client import Endpoint, ServingClient
+from tfsctl.release.plan import ModelState
+from tfsctl.serving.client import Endpoint, ServingClient, Transport
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ class Replica:
     endpoint: Endpoint
     ready: bool = True
     node: str | None = None
+    # How the fleet reads this server's state: REST needs no TF Serving protos (the core
+    # installs without them); gRPC only where the server has no REST API (server.restEnabled).
+    transport: Transport = "rest"
 
 
 class PodConnector(Protocol):
@@ -102,27 +105,16 @@ def parse_endpoints(spec: str) -> list[Replica]:
 # ---------------------------------------------------------------- conversions
 
 
-def to_version_policy(policy: Policy) -> VersionPolicy:
-    if policy.kind == "specific":
-        return VersionPolicy.specific(*policy.versions)
-    if policy.kind == "latest":
-        return VersionPolicy.latest(policy.num_versions or 1)
-    return VersionPolicy.all()
-
-
 def state_of(model: ModelConfig) -> ModelState:
-    p = model.policy
-    return ModelState(Policy(p.kind, p.num_versions, tuple(p.versions)), dict(model.labels))
+    return ModelState(model.policy, dict(model.labels))
 
 
 def apply_state(config: ServerConfig, name: str, state: ModelState) -> ServerConfig:
     model = config.models[name]
-    return config.with_model(
-        model.with_policy(to_version_policy(state.policy)).with_labels(dict(state.labels))
-    )
+    return config.with_model(model.with_policy(state.policy).with_labels(dict(state.labels)))
 
 
-def chart_policy(policy: Policy) -> dict[str, object]:
+def chart_policy(policy: VersionPolicy) -> dict[str, object]:
     """The chart's ``versionPolicy`` value for a policy."""
     if policy.kind == "specific":
         return {"specific": {"versions": list(policy.versions)}}
@@ -191,7 +183,7 @@ class FleetClient:
             seen: dict[str, ModelObservation] = {}
             for model, labels in wanted.items():
                 try:
-                    rows = client.model_status(model)
+                    rows = client.model_status(model, transport=replica.transport)
                 except NotFound as exc:
                     seen[model] = ModelObservation({}, {}, error=str(exc))
                     continue
@@ -207,7 +199,7 @@ class FleetClient:
                 for label in labels:
                     # GetModelMetadata by label, never GetModelStatus (which ignores labels).
                     try:
-                        resolved[label] = client.label_version(model, label)
+                        resolved[label] = client.label_version(model, label, transport=replica.transport)
                     except NotFound:
                         resolved[label] = None
                     except ToolkitError as exc:

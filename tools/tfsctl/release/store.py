@@ -37,6 +37,9 @@ class ConfigStore(Protocol):
     #: file that lags the store re-apply the older file within one poll period); 0 when the file
     #: is written before every push
     settle_seconds: float
+    #: whether each step is pushed to the servers (TF Serving's HandleReloadConfigRequest, gRPC
+    #: only) after it is written; False where the servers take the written config themselves
+    push_reload: bool
 
     def describe(self) -> str: ...
 
@@ -115,6 +118,7 @@ class EndpointStore:
 
     strict = True
     settle_seconds = 0.0  # the shared file is replaced before each push: no older file can come back
+    push_reload = True  # plain servers may not poll the file: the push is what applies it
 
     def __init__(self, config_file: Path, replicas: list[Replica], fs_root: Path | None = None) -> None:
         self.path = Path(config_file)

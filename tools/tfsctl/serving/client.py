@@ -37,7 +37,6 @@ from tfsctl.errors import (
     Unavailable,
     VersionNotAvailable,
 )
-from tfsctl.serving import tensors
 from tfsctl.serving.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -308,6 +307,7 @@ class ServingClient:
             else:
                 body["instances"] = _instances(inputs)
             return dict(self._rest("POST", self._path(model, version, label) + ":predict", body))
+        from tfsctl.serving import tensors
         from tfsctl.serving.protos import predict_pb2
 
         sig = self._signature(model, version, label, signature)
@@ -380,7 +380,9 @@ class ServingClient:
         from tfsctl.serving.protos import model_management_pb2
 
         request = model_management_pb2.ReloadConfigRequest()
-        request.config.CopyFrom(config.to_proto())
+        # The config's message class is the core's own (tfsctl.serving.schema); the request's is
+        # TF Serving's generated one: they meet on the wire format.
+        request.config.ParseFromString(config.to_proto().SerializeToString())
         response = self._grpc("model", "HandleReloadConfigRequest", request, "reload config")
         code = int(response.status.error_code)
         if code != 0:
@@ -584,7 +586,11 @@ def _dtype_enum(name: str) -> int | None:
 def _json_default(value: Any) -> Any:
     """``json.dumps`` hook: numpy arrays and scalars, and bytes as ``{"b64": ...}``."""
     if isinstance(value, np.ndarray):
-        return value.tolist() if value.dtype != object else tensors.to_json_value(value)
+        if value.dtype != object:
+            return value.tolist()
+        from tfsctl.serving import tensors
+
+        return tensors.to_json_value(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, bytes):

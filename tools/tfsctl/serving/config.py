@@ -9,6 +9,7 @@ text-format errors TF Serving itself would report for the same file.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,7 +65,26 @@ class VersionPolicy:
     def specific(cls, *versions: int) -> VersionPolicy:
         return cls("specific", versions=tuple(sorted(set(versions))))
 
-    def select(self, available: list[int] | tuple[int, ...] | set[int]) -> list[int]:
+    def served(self, repository: Iterable[int] | None) -> frozenset[int] | None:
+        """The versions this policy makes the server load, given the repository's (None: unknown).
+
+        Unlike ``select``, a specific policy names its versions whether or not they are on disk:
+        that is what a promotion plans against.
+        """
+        if self.kind == "specific":
+            return frozenset(self.versions)
+        if repository is None:
+            return None
+        return frozenset(self.select(list(repository)))
+
+    def describe(self) -> str:
+        if self.kind == "specific":
+            return "specific [" + ", ".join(map(str, self.versions)) + "]"
+        if self.kind == "latest":
+            return f"latest {self.num_versions or 1}"
+        return "all"
+
+    def select(self, available: Iterable[int]) -> list[int]:
         """The versions to serve out of those present on disk, ascending."""
         found = sorted(set(available))
         if self.kind == "all":
@@ -112,9 +132,9 @@ class ServerConfig:
         """Parse TF Serving's text format; errors are ``InvalidInput`` naming ``source``."""
         from google.protobuf import text_format
 
-        from tfsctl.serving.protos import model_server_config_pb2
+        from tfsctl.serving import schema
 
-        message = model_server_config_pb2.ModelServerConfig()
+        message = schema.new("tensorflow.serving.ModelServerConfig")
         try:
             text_format.Parse(text, message)
         except text_format.ParseError as exc:
@@ -150,9 +170,10 @@ class ServerConfig:
         return cls(models)
 
     def to_proto(self) -> Any:
-        from tfsctl.serving.protos import model_server_config_pb2
+        """The ``ModelServerConfig`` message, of the core's own class (``tfsctl.serving.schema``)."""
+        from tfsctl.serving import schema
 
-        message = model_server_config_pb2.ModelServerConfig()
+        message = schema.new("tensorflow.serving.ModelServerConfig")
         configs = message.model_config_list.config
         for model in self.models.values():
             entry = configs.add()

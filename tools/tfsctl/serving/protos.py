@@ -1,4 +1,10 @@
-"""TF Serving protos and gRPC stubs, importable without the TensorFlow runtime.
+"""TF Serving's generated protos and gRPC stubs (the [grpc] extra), without the TensorFlow runtime.
+
+What needs them: the gRPC transport of the client (``--transport grpc``, a reload
+through HandleReloadConfigRequest), gRPC load tests, and building example models.
+The core's own reads and writes (the model config, SavedModel and warmup checks) use
+``tfsctl.serving.schema`` instead, so the core installs without
+``tensorflow-serving-api`` and the TensorFlow it depends on.
 
 ``tensorflow_serving.apis`` imports ``tensorflow.core.*_pb2`` modules, which makes
 Python run ``tensorflow/__init__.py`` (5-8 s, the whole runtime). We install an
@@ -64,7 +70,10 @@ def _tensorflow_stub() -> Iterator[None]:
         return
     spec = importlib.util.find_spec("tensorflow")
     if spec is None or spec.submodule_search_locations is None:
-        raise ImportError("tensorflow is not installed: TF Serving protos need its *_pb2 modules")
+        # the [grpc] extra brings tensorflow-serving-api (and the TensorFlow it depends on)
+        raise ModuleNotFoundError(
+            "No module named 'tensorflow_serving' (TF Serving's protos)", name="tensorflow_serving"
+        )
     stub = types.ModuleType("tensorflow")
     stub.__path__ = list(spec.submodule_search_locations)
     sys.modules["tensorflow"] = stub
@@ -79,7 +88,7 @@ def _tensorflow_stub() -> Iterator[None]:
 with _tensorflow_stub():
     from tensorflow.core.example import example_pb2, feature_pb2
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
+    from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2, saved_model_pb2
     from tensorflow_serving.apis import (
         classification_pb2,
         get_model_metadata_pb2,
@@ -114,6 +123,7 @@ __all__ = [
     "prediction_log_pb2",
     "prediction_service_pb2_grpc",
     "regression_pb2",
+    "saved_model_pb2",
     "tensor_pb2",
     "tensor_shape_pb2",
     "types_pb2",

@@ -1,6 +1,6 @@
 """TF Serving's serving rules as pure functions: status codes, version dirs, labels.
 
-The local server (``tfsctl.serving.core``) applies these; they are kept free of
+The local server (``tfsbed.serve.core``) applies these; they are kept free of
 I/O so they can be unit-tested directly.
 """
 
