@@ -506,6 +506,10 @@ class LocalCluster:
         ports = dict(self.spec.ports.by_component)
         if self.with_agent and self.agent_available():
             ports["process-node-agent"] = self.agent_metrics_port
+        if self.spec.real_nodes:
+            from tfsctl.cluster.node.config import REGISTRY_PORT_OFFSET
+
+            ports["the local registry"] = self.spec.ports.base + REGISTRY_PORT_OFFSET
         for component, port in ports.items():
             if port_in_use(port):
                 raise Conflict(

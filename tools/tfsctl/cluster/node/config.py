@@ -30,6 +30,8 @@ MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io")
 REAL_NODE_TAINT = "node.tfsctl.dev/real"
 REGISTRY_PORT_OFFSET = 61
 KUBELET_PORT = 10250
+# The node's own tmpfs /run (mounted by the holder), seen by its processes only.
+NODE_RUN = Path("/run")
 CLUSTER_DOMAIN = "cluster.local"
 # kubelet writes these machine-wide sysctls at start (protectKernelDefaults=false);
 # inside the node's mount namespace each is a bind-mounted copy, so the host keeps its values.
@@ -169,11 +171,13 @@ class NodeDirs:
 
     @property
     def containerd_state(self) -> Path:
-        return self.root / "containerd" / "state"
+        """In the node's private ``/run``: socket paths stay short (a unix socket path is < 108 bytes)."""
+        return NODE_RUN / "containerd"
 
     @property
     def containerd_socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
+        """As seen inside the node (from the host: ``/proc/<holder>/root`` + this)."""
+        return NODE_RUN / "containerd" / "containerd.sock"
 
     @property
     def certs_d(self) -> Path:

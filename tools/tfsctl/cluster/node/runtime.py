@@ -344,7 +344,6 @@ class RealNodes:
             dirs.logs,
             dirs.pids,
             dirs.containerd_root,
-            dirs.containerd_state,
         ):
             d.mkdir(parents=True, exist_ok=True)
         (dirs.root / "containerd.toml").write_text(nconfig.containerd_config(dirs))
@@ -405,6 +404,11 @@ class RealNodes:
         _run(["ip", "-n", ns, "link", "set", "eth0", "up"], f"bringing up {node.name}'s eth0")
         _run(["ip", "-n", ns, "route", "add", "default", "via", up.host_ip], f"routing {node.name}")
         _run(["ip", "route", "add", node.pod_cidr, "via", node.ip], f"routing {node.pod_cidr} to {node.name}")
+        # pod to pod across nodes: straight over the bridge (the host need not forward)
+        for other in self.plan.nodes:
+            if other != node:
+                route = ["ip", "-n", ns, "route", "add", other.pod_cidr, "via", other.ip]
+                _run(route, f"routing {node.name} to {other.name}")
 
     def _spawn(self, dirs: nconfig.NodeDirs, node: nconfig.RealNode, name: str, cmd: list[str]) -> int:
         with open(dirs.logs / f"{name}.log", "ab") as logf:
@@ -457,7 +461,8 @@ class RealNodes:
             "containerd",
             [*self._enter(dirs), CONTAINERD, "--config", str(dirs.root / "containerd.toml")],
         )
-        self._wait_file(dirs.containerd_socket, dirs, "containerd", 30)
+        holder = _read_pid(dirs.pids / "holder.pid")
+        self._wait_file(Path(f"/proc/{holder}/root{dirs.containerd_socket}"), dirs, "containerd", 30)
         self._spawn(
             dirs,
             node,
