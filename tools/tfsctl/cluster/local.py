@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -400,7 +400,8 @@ class LocalCluster:
     def _node_states(self) -> list[NodeState]:
         from kubernetes import client
 
-        wanted = {n.name: n for n in (*self.spec.nodes, *self.spec.kubelet_nodes())}
+        real = replace(self.spec, real_nodes=max(self.spec.real_nodes, self._real_node_count()))
+        wanted = {n.name: n for n in (*self.spec.nodes, *real.kubelet_nodes())}
         out: list[NodeState] = []
         try:
             with self.api_client() as api:
