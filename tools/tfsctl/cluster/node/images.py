@@ -52,15 +52,47 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Tree:
+    """A host directory placed whole at ``path`` (hard-linked into the build, not copied).
+
+    Its fingerprint is each file's relative path, size and mtime: hashing the bytes of a
+    Python environment with TensorFlow (gigabytes) on every ``up`` would cost more than
+    the build it saves; a reinstall changes mtimes, so it still rebuilds.
+    """
+
+    path: str
+    source: Path
+    exclude: tuple[str, ...] = ()
+
+    def files(self) -> list[Path]:
+        out = []
+        for f in sorted(self.source.rglob("*")):
+            rel = f.relative_to(self.source)
+            if self.exclude and any(part.startswith(self.exclude) for part in rel.parts):
+                continue
+            if f.is_file() or f.is_symlink():
+                out.append(f)
+        return out
+
+    def fingerprint(self) -> dict[str, object]:
+        h = hashlib.sha256()
+        for f in self.files():
+            st = f.lstat()
+            h.update(f"{f.relative_to(self.source)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return {"path": self.path, "tree": h.hexdigest()}
+
+
+@dataclass(frozen=True)
 class Recipe:
     """An image: its upstream name (the one manifests use), its files and its config."""
 
     ref: str
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry | Tree, ...]
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     user: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    env: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -79,6 +111,7 @@ class Recipe:
             "cmd": list(self.cmd),
             "user": self.user,
             "labels": dict(sorted(self.labels.items())),
+            "env": list(self.env),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -201,7 +234,9 @@ def build(recipe: Recipe) -> Built:
         for e in recipe.entries:
             dest = rootfs / e.path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if e.link is not None:
+            if isinstance(e, Tree):
+                _link_tree(e, dest)
+            elif e.link is not None:
                 dest.symlink_to(e.link)
             else:
                 assert e.source is not None
@@ -225,11 +260,27 @@ def build(recipe: Recipe) -> Built:
             cfg += ["--config.user", recipe.user]
         for k, v in recipe.labels.items():
             cfg += ["--config.label", f"{k}={v}"]
+        for kv in recipe.env:
+            cfg += ["--config.env", kv]
         _run(cfg, what)
         _run([umoci, "gc", "--layout", str(staging)], what)
         staging.rename(layout)
     (layout / ".complete").write_text(f"{recipe.ref}\n")
     return Built(recipe, layout, digest, False, time.monotonic() - started)
+
+
+def _link_tree(tree: Tree, dest: Path) -> None:
+    """Hard-link (same file system) or copy every file of ``tree`` under ``dest``."""
+    for f in tree.files():
+        target = dest / f.relative_to(tree.source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.is_symlink():
+            target.symlink_to(os.readlink(f))
+            continue
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
 
 
 def push(built: Built, registry: str) -> str:
@@ -261,3 +312,85 @@ def node_images(coredns: Path) -> list[Recipe]:
         busybox_recipe(bb, busybox_applets(bb), passwd_files(work)),
         coredns_recipe(coredns),
     ]
+
+
+# -- the TF Serving drop-in -------------------------------------------------------------------------
+
+SERVING_VENV = "/opt/tfsctl"
+ENTRYPOINT_SCRIPT = """#!/bin/sh
+# The TF Serving image's entrypoint contract: MODEL_NAME and MODEL_BASE_PATH, extra flags appended.
+exec tensorflow_model_server --port=8500 --rest_api_port=8501 --model_name="${MODEL_NAME:-model}" \\
+  --model_base_path="${MODEL_BASE_PATH:-/models}/${MODEL_NAME:-model}" "$@"
+"""
+SERVER_SCRIPT = f"""#!/bin/sh
+# Local drop-in: this is tfsctl serve (TensorFlow + tfsctl), not TensorFlow Serving's C++ server.
+exec {SERVING_VENV}/bin/python -m tfsctl serve "$@"
+"""
+
+
+def chart_app_version() -> str:
+    """The chart's ``appVersion``: the tag its default image has, so the drop-in gets it too."""
+    import yaml
+
+    from tfsctl import paths
+
+    return str(yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())["appVersion"])
+
+
+def shared_libraries(binaries: list[Path]) -> list[Path]:
+    """Host libraries (outside the trees copied whole) that ``binaries`` load, from ``ldd``."""
+    libs: set[str] = set()
+    for b in binaries:
+        proc = subprocess.run(["ldd", str(b)], capture_output=True, text=True)
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            path = parts[2] if len(parts) >= 3 and parts[1] == "=>" else parts[0] if parts else ""
+            if path.startswith("/") and not path.startswith(("/root/", "/work/", "/opt/")):
+                libs.add(path)
+    return [Path(p) for p in sorted(libs)]
+
+
+def serving_recipe(app_version: str, work: Path) -> Recipe:
+    """``tensorflow/serving:<appVersion>`` whose ``/usr/bin/tensorflow_model_server`` is ``tfsctl serve``.
+
+    The interpreter (its prefix kept at the same path: CPython is not relocatable), the
+    project's virtualenv with tfsctl itself in place of the editable install, the host
+    libraries they load, and busybox for ``/bin/sh``.
+    """
+    import sys
+
+    import tfsctl
+
+    prefix = Path(sys.base_prefix)
+    venv = Path(sys.prefix)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    package = Path(tfsctl.__file__).parent
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tensorflow_model_server").write_text(SERVER_SCRIPT)
+    (work / "tf_serving_entrypoint.sh").write_text(ENTRYPOINT_SCRIPT)
+    sos = [prefix / "bin" / "python3"]
+    sos += [p for p in site.rglob("*.so*") if p.is_file()]
+    sos += [p for p in (prefix / "lib").rglob("lib-dynload/*.so") if p.is_file()]
+    libs = [Entry(str(lib), lib.resolve()) for lib in shared_libraries(sos)]
+    bb = Path(toolchain.DEBIAN_PACKAGES["busybox-static"].provides)
+    rel_site = str(site.relative_to(venv))
+    return Recipe(
+        f"docker.io/tensorflow/serving:{app_version}",
+        (
+            Tree(str(prefix), prefix, exclude=("__pycache__",)),
+            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__")),
+            Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", package, exclude=("__pycache__",)),
+            *libs,
+            Entry("/bin/busybox", bb),
+            Entry("/bin/sh", link="busybox"),
+            Entry("/usr/bin/tensorflow_model_server", work / "tensorflow_model_server"),
+            Entry("/usr/bin/tf_serving_entrypoint.sh", work / "tf_serving_entrypoint.sh"),
+            *passwd_files(work),
+        ),
+        entrypoint=("/usr/bin/tf_serving_entrypoint.sh",),
+        env=("PATH=/usr/local/bin:/usr/bin:/bin", "MODEL_BASE_PATH=/models", "MODEL_NAME=model"),
+        labels=_labels(
+            f"local drop-in for tensorflow/serving:{app_version}: /usr/bin/tensorflow_model_server "
+            "is `tfsctl serve`, not TensorFlow Serving"
+        ),
+    )

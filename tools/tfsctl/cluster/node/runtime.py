@@ -267,7 +267,11 @@ class RealNodes:
         self._say(f"registry: serving on {self.plan.registry} (pid {proc.pid})")
 
     def _push_images(self) -> None:
-        for recipe in images.node_images(self.binaries.coredns):
+        recipes = images.node_images(self.binaries.coredns)
+        recipes.append(
+            images.serving_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
+        )
+        for recipe in recipes:
             built = images.build(recipe)
             how = "cached" if built.cached else f"built in {built.seconds:.1f}s"
             t0 = time.monotonic()
