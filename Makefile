@@ -57,6 +57,11 @@ tools: ## Build (once, cached by version) helm and helm-docs into .tools/bin
 cluster-tools: ## Build (once, cached by version) Kubernetes, etcd, kwok and metrics-server
 	@$(TOOLCHAIN) ensure kubernetes etcd kwok metrics-server
 
+.PHONY: node-tools
+node-tools: ## Real nodes' tools: CoreDNS and the registry (built once), Debian's containerd, runc, CNI, umoci, skopeo
+	@$(TOOLCHAIN) ensure kubernetes coredns registry
+	@$(TOOLCHAIN) debian
+
 .PHONY: lock
 lock: | $(TOOLS_BIN)/uv ## Re-resolve requirements.lock from pyproject.toml
 	$(TOOLS_BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
@@ -73,7 +78,7 @@ demo: setup ## Run the main job end to end on the local default
 # The cluster's tools are built here, not inside the e2e fixture: a first build
 # takes minutes and must not count against a test's timeout.
 .PHONY: test
-test: setup cluster-tools ## Run lint and every test suite (unit, chart, e2e)
+test: setup cluster-tools node-tools ## Run lint and every test suite (unit, chart, e2e)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 

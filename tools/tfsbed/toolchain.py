@@ -74,6 +74,18 @@ class PipTool:
     version_args: list[str] = field(default_factory=lambda: ["--version"])
 
 
+@dataclass(frozen=True)
+class DebianPackage:
+    """A Debian package the real node needs; ``provides`` is a file that proves it is installed.
+
+    Debian's builds are used as they are (containerd, runc, the CNI plugins); they are
+    pinned by the distribution release, not here, so ``version`` is informative only.
+    """
+
+    name: str
+    provides: str
+
+
 Tool = GoTool | PipTool
 
 # The one place tool versions are pinned.
@@ -110,6 +122,8 @@ TOOLS: dict[str, Tool] = {
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
             "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
         },
         ldflags=_k8s_ldflags(KUBERNETES_VERSION),
         staging_version="0." + KUBERNETES_VERSION.split(".", 1)[1],
@@ -142,6 +156,38 @@ TOOLS: dict[str, Tool] = {
         "0.9.0",
         {"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
     ),
+    "coredns": GoTool(
+        "coredns",
+        "github.com/coredns/coredns",
+        "1.14.7",
+        {"coredns": "github.com/coredns/coredns"},
+        ldflags=["-X github.com/coredns/coredns/coremain.GitCommit=v1.14.7"],
+        version_args=["-version"],
+    ),
+    "registry": GoTool(
+        "registry",
+        "github.com/distribution/distribution/v3",
+        "3.1.2",
+        {"registry": "github.com/distribution/distribution/v3/cmd/registry"},
+        ldflags=["-X github.com/distribution/distribution/v3/version.version=v3.1.2"],
+    ),
+}
+
+# The real node's Debian packages (``ensure_debian``): runtime, OCI runtime, CNI
+# plugins, the busybox image's binary, the image tools, kube-proxy's iptables.
+DEBIAN_PACKAGES: dict[str, DebianPackage] = {
+    p.name: p
+    for p in (
+        DebianPackage("containerd", "/usr/bin/containerd"),
+        DebianPackage("runc", "/usr/sbin/runc"),
+        DebianPackage("containernetworking-plugins", "/usr/lib/cni/bridge"),
+        DebianPackage("busybox-static", "/bin/busybox"),
+        DebianPackage("umoci", "/usr/bin/umoci"),
+        DebianPackage("skopeo", "/usr/bin/skopeo"),
+        DebianPackage("iptables", "/usr/sbin/iptables"),
+        DebianPackage("conntrack", "/usr/sbin/conntrack"),
+        DebianPackage("gcc", "/usr/bin/gcc"),
+    )
 }
 
 
@@ -245,6 +291,10 @@ def _build_go(tool: GoTool) -> None:
         (dest / "bin").mkdir(parents=True, exist_ok=True)
         total = len(tool.binaries)
         for i, (binary, pkg) in enumerate(tool.binaries.items(), 1):
+            if (dest / "bin" / binary).exists():
+                # built by an earlier run of the same version (a binary added to a tool
+                # later, such as kubelet beside kube-apiserver, builds alone)
+                continue
             start = time.monotonic()
             _log(f"{tool.name} v{tool.version}: building {binary} ({i}/{total}), this can take minutes")
             ldflags = " ".join(["-s", "-w", *tool.ldflags])
@@ -346,6 +396,45 @@ def _link(tool: Tool, source_dir: Path) -> None:
         link.symlink_to(target)
 
 
+def missing_debian(names: list[str] | None = None) -> list[str]:
+    """The Debian packages (of ``names``, default all) whose proving file is absent."""
+    wanted = [DEBIAN_PACKAGES[n] for n in (names or list(DEBIAN_PACKAGES))]
+    return [p.name for p in wanted if not Path(p.provides).exists()]
+
+
+def ensure_debian(names: list[str] | None = None) -> None:
+    """Install the missing Debian packages with apt-get (progress on stderr), or say why not."""
+    missing = missing_debian(names)
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise ToolchainError(
+            f"Debian packages missing: {' '.join(missing)}; install them as root: "
+            f"apt-get install -y {' '.join(missing)}"
+        )
+    with _locked(cache_root() / ".apt.lock"):
+        missing = missing_debian(names)
+        if not missing:
+            return
+        _log(f"installing Debian packages: {' '.join(missing)}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = [apt, "install", "-y", "-q", "--no-install-recommends", *missing]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 and "Unable to locate package" in proc.stderr:
+            _log("package lists are stale: apt-get update")
+            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, text=True)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        still = missing_debian(names)
+        if proc.returncode != 0 or still:
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ToolchainError(
+                f"apt-get install {' '.join(missing)} failed: {last[0]} "
+                f"(run `apt-get install -y {' '.join(still or missing)}` to see why)"
+            )
+        _log(f"installed Debian packages: {' '.join(missing)}")
+
+
 def binary(name: str) -> Path:
     """Path of a binary from a pinned tool, building the tool if needed."""
     for tool in TOOLS.values():
@@ -359,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_ensure = sub.add_parser("ensure", help="build (once) and link tools into .tools/bin")
     p_ensure.add_argument("tools", nargs="+", choices=sorted(TOOLS))
+    sub.add_parser("debian", help="install the real node's Debian packages that are missing")
     sub.add_parser("list", help="print pinned tools, versions and whether they are built")
     p_ver = sub.add_parser("version", help="print the pinned version of a tool")
     p_ver.add_argument("tool", choices=sorted(TOOLS))
@@ -367,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "ensure":
             for name in args.tools:
                 ensure(name)
+        elif args.cmd == "debian":
+            ensure_debian()
         elif args.cmd == "list":
             for tool in TOOLS.values():
                 state = "built" if _is_built(tool) else "not built"

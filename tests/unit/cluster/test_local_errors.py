@@ -70,3 +70,31 @@ def test_cli_rejects_a_port_base_naming_the_flag() -> None:
     )
     assert proc.returncode == 2
     assert "--port-base" in proc.stderr and proc.stderr.startswith("tfsctl: error:")
+
+
+def test_cli_rejects_a_real_node_count_naming_the_flag_before_building_anything(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfsctl", "cluster", "up", "--real-nodes", "9", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("tfsctl: error: --real-nodes: 9 must be between 0 and 8")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_debian_packages_are_named_with_the_command_that_installs_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tfsbed import toolchain
+
+    monkeypatch.setitem(
+        toolchain.DEBIAN_PACKAGES,
+        "containerd",
+        toolchain.DebianPackage("containerd", "/nonexistent/containerd"),
+    )
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    assert toolchain.missing_debian(["containerd"]) == ["containerd"]
+    with pytest.raises(toolchain.ToolchainError, match=r"missing: containerd.*apt-get install -y containerd"):
+        toolchain.ensure_debian(["containerd"])

@@ -92,3 +92,33 @@ def test_a_tool_already_on_path_at_the_pinned_version_is_linked_not_built(tmp_pa
     assert "using" in proc.stderr and str(fake_dir) in proc.stderr
     assert os.readlink(tmp_path / "bin" / "helm") == str(fake_dir / "helm")
     assert not (tmp_path / "cache" / "helm").exists()
+
+
+def test_a_binary_added_to_a_built_tool_is_built_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubelet joining the cached kubernetes build must not rebuild kube-apiserver."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "path" / "go"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'if [ "$1" = build ]; then while [ "$1" != -o ]; do shift; done; : > "$2"; fi\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    tool = tc.GoTool(
+        "demo", "example.com/demo", "1.0.0", {"old": "example.com/demo/old", "new": "example.com/demo/new"}
+    )
+    monkeypatch.setitem(tc.TOOLS, "demo", tool)
+    built = tc.tool_dir(tool) / "bin"
+    built.mkdir(parents=True)
+    (built / "old").write_text("built earlier")
+    tc.ensure("demo")
+    builds = [line for line in calls.read_text().splitlines() if line.startswith("build")]
+    assert len(builds) == 1 and builds[0].endswith("example.com/demo/new")
+    assert (built / "old").read_text() == "built earlier" and (built / "new").exists()
+    assert (tc.tool_dir(tool) / ".complete").exists()

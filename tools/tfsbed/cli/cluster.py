@@ -26,6 +26,7 @@ class ClusterOptions:
     state_dir: Path
     kubeconfig: Path
     with_agent: bool = True
+    real_nodes: int = 0
 
 
 def _progress(line: str) -> None:
@@ -40,8 +41,10 @@ def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
         ports = spec.Ports(opts.port_base)
     except ValueError as exc:
         raise InvalidInput(f"--port-base: {exc}") from exc
+    if not 0 <= opts.real_nodes <= 8:
+        raise InvalidInput(f"--real-nodes: {opts.real_nodes} must be between 0 and 8")
     return local.LocalCluster(
-        spec.ClusterSpec(ports=ports),
+        spec.ClusterSpec(ports=ports, real_nodes=opts.real_nodes),
         state_dir=opts.state_dir,
         kubeconfig=opts.kubeconfig,
         progress=None if quiet else _progress,
@@ -76,13 +79,19 @@ def _common(fn: F) -> F:
 
 
 def _opts(
-    port_base: int, state_dir: Path | None, kubeconfig: Path | None, with_agent: bool = True
+    port_base: int,
+    state_dir: Path | None,
+    kubeconfig: Path | None,
+    with_agent: bool = True,
+    real_nodes: int = 0,
 ) -> ClusterOptions:
     from tfsbed.cluster.local import STATE_DIR
 
     if kubeconfig is None:
         kubeconfig = paths.LOCAL_KUBECONFIG if state_dir is None else state_dir / "kubeconfig"
-    return ClusterOptions(port_base, (state_dir or STATE_DIR).absolute(), kubeconfig.absolute(), with_agent)
+    return ClusterOptions(
+        port_base, (state_dir or STATE_DIR).absolute(), kubeconfig.absolute(), with_agent, real_nodes
+    )
 
 
 def _print_status(status_dict: dict[str, Any], output: str) -> None:
@@ -117,6 +126,14 @@ def cluster() -> None:
 @_common
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for Ready.")
 @click.option("--no-process-node", is_flag=True, help="Do not start the process-node agent.")
+@click.option(
+    "--real-nodes",
+    type=int,
+    default=0,
+    show_default=True,
+    envvar="TFSCTL_CLUSTER_REAL_NODES",
+    help="Real worker nodes (containerd + kubelet + kube-proxy, as root) beside the kwok nodes.",
+)
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def up(
     port_base: int,
@@ -124,10 +141,12 @@ def up(
     kubeconfig: Path | None,
     timeout: float,
     no_process_node: bool,
+    real_nodes: int,
     output: str,
 ) -> None:
     """Build (first time) and start the cluster, or reuse the running one; writes .tools/kubeconfig."""
-    result = _cluster(_opts(port_base, state_dir, kubeconfig, not no_process_node)).up(timeout=timeout)
+    opts = _opts(port_base, state_dir, kubeconfig, not no_process_node, real_nodes)
+    result = _cluster(opts).up(timeout=timeout)
     data = result.status.to_dict()
     if output == "json":
         data.update(

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -170,6 +170,7 @@ class LocalCluster:
         self.kubeconfig = kubeconfig
         self.with_agent = with_agent
         self._progress = progress
+        self._node_binaries: Any = None
 
     # -- locations ---------------------------------------------------------------------------
 
@@ -223,6 +224,8 @@ class LocalCluster:
             if not stamp.exists() or time.monotonic() - started > 1:
                 self._say(f"{name} v{tool.version}: ready in {time.monotonic() - started:.0f}s")
         k8s = dirs["kubernetes"]
+        if self.spec.real_nodes or self._real_node_count():
+            self._node_binaries = self._ensure_node_binaries(k8s)
         return cspec.Binaries(
             kube_apiserver=k8s / "kube-apiserver",
             kube_controller_manager=k8s / "kube-controller-manager",
@@ -233,6 +236,68 @@ class LocalCluster:
             kwokctl=dirs["kwok"] / "kwokctl",
             metrics_server=dirs["metrics-server"] / "metrics-server",
         )
+
+    # -- real nodes (tfsbed.cluster.node) ---------------------------------------------------------
+
+    def _ensure_node_binaries(self, k8s: Path) -> Any:
+        from tfsbed.cluster.node.runtime import NodeBinaries
+
+        try:
+            toolchain.ensure_debian()
+            dns, reg = toolchain.ensure("coredns"), toolchain.ensure("registry")
+        except toolchain.ToolchainError as exc:
+            raise Unavailable(f"cannot provide the real node's tools: {exc}") from exc
+        return NodeBinaries(
+            k8s / "kubelet", k8s / "kube-proxy", k8s / "kubectl", dns / "coredns", reg / "registry"
+        )
+
+    def _real_node_count(self) -> int:
+        """Nodes of an earlier ``up`` (so ``down`` and ``status`` find them without ``--real-nodes``)."""
+        from tfsbed.cluster.node.runtime import leftover_count
+
+        try:
+            return int(json.loads((self.state_dir / "nodes" / "plan.json").read_text())["count"])
+        except (OSError, ValueError, KeyError):
+            return leftover_count(self.spec.ports.base)
+
+    def real_nodes(self) -> Any:
+        """The adapter of the real nodes, or None when there are none."""
+        from tfsbed.cluster.node import config as nconfig
+        from tfsbed.cluster.node.runtime import NodeBinaries, RealNodes
+
+        count = max(self.spec.real_nodes, self._real_node_count())
+        if not count:
+            return None
+        bins = self._node_binaries
+        if bins is None:
+            k8s = toolchain.tool_dir(toolchain.TOOLS["kubernetes"]) / "bin"
+            bins = NodeBinaries(
+                k8s / "kubelet",
+                k8s / "kube-proxy",
+                k8s / "kubectl",
+                toolchain.tool_dir(toolchain.TOOLS["coredns"]) / "bin" / "coredns",
+                toolchain.tool_dir(toolchain.TOOLS["registry"]) / "bin" / "registry",
+            )
+        return RealNodes(
+            nconfig.plan(self.spec.ports.base, count),
+            self.state_dir,
+            pki_dir=self.workdir / "pki",
+            apiserver_port=self.spec.ports.apiserver,
+            admin_kubeconfig=self.kubeconfig,
+            binaries=bins,
+            progress=self._progress,
+        )
+
+    def _up_real_nodes(self, deadline: float) -> dict[str, float]:
+        real = self.real_nodes()
+        if real is None:
+            return {}
+        real.up(deadline)
+        return {f"real-node:{k}": v for k, v in real.timings.items()}
+
+    def _down_real_nodes(self) -> list[str]:
+        real = self.real_nodes()
+        return real.down() if real is not None else []
 
     def _kwokctl(self, binaries: cspec.Binaries, *args: str, timeout: float = 300.0) -> str:
         config = self.state_dir / "kwokctl.yaml"
@@ -273,6 +338,10 @@ class LocalCluster:
             running = pid is not None and _pid_alive(pid, AGENT_MODULE)
             detail = "" if running else self._log_tail(self.agent_log)
             states.append(ComponentState("process-node-agent", running, pid if running else None, detail))
+        real = self.real_nodes()
+        for c in real.components() if real is not None else []:
+            detail = "" if c.running else f"{c.detail or 'no output'} (log: {c.log})"
+            states.append(ComponentState(c.name, c.running, c.pid, detail))
         return states
 
     @staticmethod
@@ -332,7 +401,8 @@ class LocalCluster:
     def _node_states(self) -> list[NodeState]:
         from kubernetes import client
 
-        wanted = {n.name: n for n in self.spec.nodes}
+        real = replace(self.spec, real_nodes=max(self.spec.real_nodes, self._real_node_count()))
+        wanted = {n.name: n for n in (*self.spec.nodes, *real.kubelet_nodes())}
         out: list[NodeState] = []
         try:
             with self.api_client() as api:
@@ -416,6 +486,10 @@ class LocalCluster:
             agent_started = self._ensure_agent(deadline)
             steps["process-node"] = time.monotonic() - t0
             t0 = time.monotonic()
+            steps |= self._up_real_nodes(deadline)
+            if self.spec.real_nodes:
+                steps["real-nodes"] = time.monotonic() - t0
+            t0 = time.monotonic()
             self._wait_metrics_api(deadline)
             steps["metrics-api"] = time.monotonic() - t0
         except BaseException:
@@ -434,6 +508,10 @@ class LocalCluster:
         ports = dict(self.spec.ports.by_component)
         if self.with_agent and self.agent_available():
             ports["process-node-agent"] = self.agent_metrics_port
+        if self.spec.real_nodes:
+            from tfsbed.cluster.node.config import REGISTRY_PORT_OFFSET
+
+            ports["the local registry"] = self.spec.ports.base + REGISTRY_PORT_OFFSET
         for component, port in ports.items():
             if port_in_use(port):
                 raise Conflict(
@@ -452,6 +530,20 @@ class LocalCluster:
         # kwokctl caches rendered manifests by source path; always render ours afresh.
         shutil.rmtree(cache / "manifest", ignore_errors=True)
         config = cspec.kwokctl_config(self.spec, binaries, manifests, cache)
+        if self.spec.real_nodes:
+            # kubectl logs/exec: the apiserver authenticates to real kubelets with the admin certificate
+            pki = self.workdir / "pki"
+            patches = config["componentsPatches"]
+            api = next((p for p in patches if p["name"] == "kube-apiserver"), None)
+            if api is None:
+                api = {"name": "kube-apiserver", "extraArgs": []}
+                patches.append(api)
+            api["extraArgs"] += [
+                {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt"), "override": False},
+                {"key": "kubelet-client-key", "value": str(pki / "admin.key"), "override": False},
+                # real nodes' names are not in any resolver: dial kubelets by their node IP
+                {"key": "kubelet-preferred-address-types", "value": "InternalIP,Hostname", "override": False},
+            ]
         (self.state_dir / "kwokctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         self._say(f"starting control plane: {', '.join(cspec.CONTROL_PLANE)}")
@@ -741,6 +833,7 @@ class LocalCluster:
         stopped: list[str] = []
         if self._stop_agent(timeout=min(timeout, 45.0)):
             stopped.append("process-node-agent")
+        stopped += self._down_real_nodes()
         if self.exists():
             try:
                 binaries = self.ensure_binaries_quiet()
@@ -771,6 +864,8 @@ class LocalCluster:
 
     def _teardown(self, binaries: cspec.Binaries, quiet: bool) -> None:
         self._stop_agent(timeout=20.0)
+        with contextlib.suppress(ToolkitError):
+            self._down_real_nodes()
         if self.exists():
             with contextlib.suppress(ToolkitError):
                 self._kwokctl(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tfsbed.cluster import CLUSTER_NAME, NODE_TYPE_LABEL, PROCESS_NODE_NAME
+from tfsbed.cluster.node.config import node_name
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # metrics-server reads a node's resource metrics from this path when annotated
@@ -28,8 +29,8 @@ USAGE_MEMORY_ANNOTATION = "kwok.x-k8s.io/usage-memory"
 GPU_RESOURCE = "nvidia.com/gpu"
 ECI_TAINT_KEY = "virtual-kubelet.io/provider"
 
-NodeType = Literal["cpu", "gpu", "eci", "process"]
-Provider = Literal["kwok", "agent"]
+NodeType = Literal["cpu", "gpu", "eci", "process", "real"]
+Provider = Literal["kwok", "agent", "kubelet"]
 
 # Components kwokctl starts, in start order; the names are kwokctl's.
 CONTROL_PLANE = (
@@ -206,12 +207,21 @@ class ClusterSpec:
     hpa_sync_period: str = "5s"
     metric_resolution: str = "10s"
     admission_plugins: tuple[str, ...] = ("ExtendedResourceToleration",)
+    # Real nodes (containerd + kubelet + kube-proxy, :mod:`tfsbed.cluster.node`); opt-in for now.
+    real_nodes: int = 0
 
     def kwok_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "kwok")
 
     def agent_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "agent")
+
+    def kubelet_nodes(self) -> tuple[NodeSpec, ...]:
+        """The real nodes; they register themselves, so only their names and labels are known here."""
+        return tuple(
+            NodeSpec(node_name(i), "real", provider="kubelet", labels={NODE_TYPE_LABEL: "real"})
+            for i in range(self.real_nodes)
+        )
 
 
 def node_manifest(node: NodeSpec) -> dict[str, Any]:
@@ -395,5 +405,7 @@ def fingerprint(spec: ClusterSpec, binaries: Binaries) -> str:
     """A short hash of the configuration, stored with a running cluster to detect drift."""
     doc = kwokctl_config(spec, binaries, Path("/m"), Path("/c"))
     doc["nodes"] = [node_manifest(n) for n in spec.kwok_nodes()]
+    if spec.real_nodes:  # the apiserver gets kubelet client credentials only then
+        doc["real_nodes"] = spec.real_nodes
     blob = json.dumps(doc, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,396 @@
+"""Images the real node runs, built here and pushed to the local registry.
+
+No image registry is reachable from this machine, so every image a real node
+pulls is assembled locally from files that are already here: a static ``pause``
+compiled from ``images/pause.c``, Debian's static busybox, the pinned CoreDNS
+build. ``umoci`` assembles the OCI image and ``skopeo`` pushes it; nothing here
+writes tar or manifest bytes itself.
+
+A recipe's *content digest* covers every file's bytes, mode and place plus the
+image config; an image is built once per digest into the tool cache
+(``$TFSCTL_CACHE/images/<name>/<digest>``) and only pushed on later runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tfsbed import toolchain
+from tfsbed.cluster.node import config as nconfig
+from tfsctl.errors import Unavailable
+
+LABEL_SOURCE = "org.opencontainers.image.source"
+LABEL_DESCRIPTION = "org.opencontainers.image.description"
+BUILT_BY = "tfsctl local cluster (built on this machine, not the upstream image)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of an image's single layer: bytes from ``source``, or a symlink to ``link``."""
+
+    path: str
+    source: Path | None = None
+    mode: int = 0o755
+    link: str | None = None
+
+    def fingerprint(self) -> dict[str, object]:
+        if self.link is not None:
+            return {"path": self.path, "link": self.link}
+        assert self.source is not None
+        digest = hashlib.sha256(self.source.read_bytes()).hexdigest()
+        return {"path": self.path, "sha256": digest, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A host directory placed whole at ``path`` (hard-linked into the build, not copied).
+
+    Its fingerprint is each file's relative path, size and mtime: hashing the bytes of a
+    Python environment with TensorFlow (gigabytes) on every ``up`` would cost more than
+    the build it saves; a reinstall changes mtimes, so it still rebuilds.
+    """
+
+    path: str
+    source: Path
+    exclude: tuple[str, ...] = ()
+
+    def files(self) -> list[Path]:
+        out = []
+        for f in sorted(self.source.rglob("*")):
+            rel = f.relative_to(self.source)
+            if self.exclude and any(part.startswith(self.exclude) for part in rel.parts):
+                continue
+            if f.is_file() or f.is_symlink():
+                out.append(f)
+        return out
+
+    def fingerprint(self) -> dict[str, object]:
+        h = hashlib.sha256()
+        for f in self.files():
+            st = f.lstat()
+            h.update(f"{f.relative_to(self.source)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return {"path": self.path, "tree": h.hexdigest()}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An image: its upstream name (the one manifests use), its files and its config."""
+
+    ref: str
+    entries: tuple[Entry | Tree, ...]
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    user: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    env: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.ref.rsplit("/", 1)[-1].split(":")[0]
+
+    @property
+    def tag(self) -> str:
+        return self.ref.rsplit(":", 1)[1]
+
+    def digest(self) -> str:
+        """sha256 of everything that decides the image (files, config, name)."""
+        doc = {
+            "ref": self.ref,
+            "entries": sorted((e.fingerprint() for e in self.entries), key=lambda d: str(d["path"])),
+            "entrypoint": list(self.entrypoint),
+            "cmd": list(self.cmd),
+            "user": self.user,
+            "labels": dict(sorted(self.labels.items())),
+            "env": list(self.env),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _labels(description: str) -> dict[str, str]:
+    return {LABEL_DESCRIPTION: f"{description}; {BUILT_BY}", "dev.tfsctl.local-image": "true"}
+
+
+def pause_recipe(binary: Path) -> Recipe:
+    return Recipe(
+        nconfig.PAUSE_IMAGE,
+        (Entry("/pause", binary),),
+        entrypoint=("/pause",),
+        user="65535:65535",
+        labels=_labels("pod sandbox pause process compiled from tfsctl's pause.c"),
+    )
+
+
+def passwd_files(work: Path) -> tuple[Entry, ...]:
+    etc = work / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    return (Entry("/etc/passwd", etc / "passwd", 0o644), Entry("/etc/group", etc / "group", 0o644))
+
+
+def busybox_recipe(busybox: Path, applets: list[str], extra: tuple[Entry, ...]) -> Recipe:
+    entries = [Entry("/bin/busybox", busybox)]
+    entries += [Entry(f"/bin/{a}", link="busybox") for a in sorted(set(applets)) if a and a != "busybox"]
+    return Recipe(
+        nconfig.BUSYBOX_IMAGE,
+        (*entries, *extra),
+        cmd=("sh",),
+        labels=_labels("busybox from Debian's busybox-static"),
+    )
+
+
+def coredns_recipe(coredns: Path) -> Recipe:
+    return Recipe(
+        nconfig.COREDNS_IMAGE,
+        (Entry("/coredns", coredns),),
+        entrypoint=("/coredns",),
+        labels=_labels("CoreDNS built from its Go module"),
+    )
+
+
+# -- building (I/O) ------------------------------------------------------------------------------
+
+
+Progress = Callable[[str], None]
+
+
+def images_cache() -> Path:
+    return toolchain.cache_root() / "images"
+
+
+def _run(cmd: list[str], what: str, timeout: float = 300.0) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise Unavailable(
+            f"{what}: {cmd[0]} is not installed (`python3 -m tfsbed.toolchain debian`)"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise Unavailable(f"{what}: {cmd[0]} did not finish within {timeout:.0f}s") from exc
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise Unavailable(f"{what} failed: {last[0]}")
+    return proc.stdout
+
+
+def compile_pause() -> Path:
+    """``pause`` built with ``gcc -static``, cached by the source and the compiler's version."""
+    source = resources.files("tfsbed.cluster.node").joinpath("images/pause.c").read_bytes()
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise Unavailable("building the pause image needs gcc: apt-get install -y gcc")
+    version = _run([gcc, "--version"], "gcc --version").splitlines()[0]
+    key = hashlib.sha256(source + version.encode()).hexdigest()[:16]
+    out = images_cache() / "pause-bin" / key / "pause"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.parent / "pause.c"
+    src.write_bytes(source)
+    tmp = out.parent / ".pause.tmp"
+    _run([gcc, "-static", "-Os", "-Wall", "-Werror", "-o", str(tmp), str(src)], "compiling pause.c")
+    tmp.rename(out)
+    return out
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    return _run([str(busybox), "--list"], "busybox --list").split()
+
+
+@dataclass
+class Built:
+    recipe: Recipe
+    layout: Path
+    digest: str
+    cached: bool
+    seconds: float
+
+
+def build(recipe: Recipe) -> Built:
+    """The OCI layout of ``recipe``, built with umoci unless this digest is cached."""
+    started = time.monotonic()
+    digest = recipe.digest()
+    layout = images_cache() / recipe.name / digest[:16]
+    if (layout / ".complete").exists():
+        return Built(recipe, layout, digest, True, time.monotonic() - started)
+    umoci = shutil.which("umoci")
+    if umoci is None:
+        raise Unavailable("building images needs umoci: apt-get install -y umoci")
+    shutil.rmtree(layout, ignore_errors=True)
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    what = f"building image {recipe.ref}"
+    with tempfile.TemporaryDirectory(prefix=f"tfsctl-image-{recipe.name}-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        for e in recipe.entries:
+            dest = rootfs / e.path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(e, Tree):
+                _link_tree(e, dest)
+            elif e.link is not None:
+                dest.symlink_to(e.link)
+            else:
+                assert e.source is not None
+                shutil.copyfile(e.source, dest)
+                os.chmod(dest, e.mode)
+        (rootfs / "tmp").mkdir(mode=0o1777, exist_ok=True)
+        os.chmod(rootfs / "tmp", 0o1777)
+        staging = layout.with_name(layout.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        image = f"{staging}:{recipe.tag}"
+        _run([umoci, "init", "--layout", str(staging)], what)
+        _run([umoci, "new", "--image", image], what)
+        _run([umoci, "insert", "--image", image, str(rootfs), "/"], what)
+        cfg = [umoci, "config", "--image", image, "--os", "linux", "--architecture", "amd64"]
+        cfg += ["--author", "tfsctl", "--created", "1970-01-01T00:00:00Z", "--history.created_by", BUILT_BY]
+        for part in recipe.entrypoint:
+            cfg += ["--config.entrypoint", part]
+        for part in recipe.cmd:
+            cfg += ["--config.cmd", part]
+        if recipe.user:
+            cfg += ["--config.user", recipe.user]
+        for k, v in recipe.labels.items():
+            cfg += ["--config.label", f"{k}={v}"]
+        for kv in recipe.env:
+            cfg += ["--config.env", kv]
+        _run(cfg, what)
+        _run([umoci, "gc", "--layout", str(staging)], what)
+        staging.rename(layout)
+    (layout / ".complete").write_text(f"{recipe.ref}\n")
+    return Built(recipe, layout, digest, False, time.monotonic() - started)
+
+
+def _link_tree(tree: Tree, dest: Path) -> None:
+    """Hard-link (same file system) or copy every file of ``tree`` under ``dest``."""
+    for f in tree.files():
+        target = dest / f.relative_to(tree.source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.is_symlink():
+            target.symlink_to(os.readlink(f))
+            continue
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+
+
+def push(built: Built, registry: str) -> str:
+    """Copy the built image to the local registry under its mirrored path; returns the destination."""
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise Unavailable("pushing images needs skopeo: apt-get install -y skopeo")
+    dest = f"{registry}/{nconfig.mirror_path(built.recipe.ref)}"
+    _run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            f"oci:{built.layout}:{built.recipe.tag}",
+            f"docker://{dest}",
+        ],
+        f"pushing {built.recipe.ref} to {dest}",
+    )
+    return dest
+
+
+def node_images(coredns: Path) -> list[Recipe]:
+    """The recipes every real node needs: the sandbox, busybox, CoreDNS."""
+    bb = Path(toolchain.DEBIAN_PACKAGES["busybox-static"].provides)
+    work = images_cache() / "files"
+    return [
+        pause_recipe(compile_pause()),
+        busybox_recipe(bb, busybox_applets(bb), passwd_files(work)),
+        coredns_recipe(coredns),
+    ]
+
+
+# -- the TF Serving drop-in -------------------------------------------------------------------------
+
+SERVING_VENV = "/opt/tfsctl"
+ENTRYPOINT_SCRIPT = """#!/bin/sh
+# The TF Serving image's entrypoint contract: MODEL_NAME and MODEL_BASE_PATH, extra flags appended.
+exec tensorflow_model_server --port=8500 --rest_api_port=8501 --model_name="${MODEL_NAME:-model}" \\
+  --model_base_path="${MODEL_BASE_PATH:-/models}/${MODEL_NAME:-model}" "$@"
+"""
+SERVER_SCRIPT = f"""#!/bin/sh
+# Local drop-in: this is tfsctl serve (TensorFlow + tfsctl), not TensorFlow Serving's C++ server.
+exec {SERVING_VENV}/bin/python -m tfsctl serve "$@"
+"""
+
+
+def chart_app_version() -> str:
+    """The chart's ``appVersion``: the tag its default image has, so the drop-in gets it too."""
+    import yaml
+
+    from tfsctl import paths
+
+    return str(yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())["appVersion"])
+
+
+def shared_libraries(binaries: list[Path]) -> list[Path]:
+    """Host libraries (outside the trees copied whole) that ``binaries`` load, from ``ldd``."""
+    libs: set[str] = set()
+    for b in binaries:
+        proc = subprocess.run(["ldd", str(b)], capture_output=True, text=True)
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            path = parts[2] if len(parts) >= 3 and parts[1] == "=>" else parts[0] if parts else ""
+            if path.startswith("/") and not path.startswith(("/root/", "/work/", "/opt/")):
+                libs.add(path)
+    return [Path(p) for p in sorted(libs)]
+
+
+def serving_recipe(app_version: str, work: Path) -> Recipe:
+    """``tensorflow/serving:<appVersion>`` whose ``/usr/bin/tensorflow_model_server`` is ``tfsctl serve``.
+
+    The interpreter (its prefix kept at the same path: CPython is not relocatable), the
+    project's virtualenv with tfsctl itself in place of the editable install, the host
+    libraries they load, and busybox for ``/bin/sh``.
+    """
+    import sys
+
+    import tfsctl
+
+    prefix = Path(sys.base_prefix)
+    venv = Path(sys.prefix)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    package = Path(tfsctl.__file__).parent
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tensorflow_model_server").write_text(SERVER_SCRIPT)
+    (work / "tf_serving_entrypoint.sh").write_text(ENTRYPOINT_SCRIPT)
+    sos = [prefix / "bin" / "python3"]
+    sos += [p for p in site.rglob("*.so*") if p.is_file()]
+    sos += [p for p in (prefix / "lib").rglob("lib-dynload/*.so") if p.is_file()]
+    libs = [Entry(str(lib), lib.resolve()) for lib in shared_libraries(sos)]
+    bb = Path(toolchain.DEBIAN_PACKAGES["busybox-static"].provides)
+    rel_site = str(site.relative_to(venv))
+    return Recipe(
+        f"docker.io/tensorflow/serving:{app_version}",
+        (
+            Tree(str(prefix), prefix, exclude=("__pycache__",)),
+            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__")),
+            Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", package, exclude=("__pycache__",)),
+            *libs,
+            Entry("/bin/busybox", bb),
+            Entry("/bin/sh", link="busybox"),
+            Entry("/usr/bin/tensorflow_model_server", work / "tensorflow_model_server"),
+            Entry("/usr/bin/tf_serving_entrypoint.sh", work / "tf_serving_entrypoint.sh"),
+            *passwd_files(work),
+        ),
+        entrypoint=("/usr/bin/tf_serving_entrypoint.sh",),
+        env=("PATH=/usr/local/bin:/usr/bin:/bin", "MODEL_BASE_PATH=/models", "MODEL_NAME=model"),
+        labels=_labels(
+            f"local drop-in for tensorflow/serving:{app_version}: /usr/bin/tensorflow_model_server "
+            "is `tfsctl serve`, not TensorFlow Serving"
+        ),
+    )
