@@ -22,6 +22,7 @@ from tfsctl.errors import ExitStatus, ToolkitError, exit_status_table
 # command name -> ("module:attribute" of a click command or group, one-line help).
 # The help lives here so `tfsctl --help` lists commands without importing them.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "canary": ("tfsctl.cli.canary:canary", "Judge a version under the canary label, then promote or revert."),
     "cluster": ("tfsctl.cli.cluster:cluster", "Start, stop and inspect the local Kubernetes cluster."),
     "demo": ("tfsctl.cli.demo:demo", "Run the main job end to end on the local cluster."),
     "deploy": ("tfsctl.cli.release:deploy", "Install or upgrade a release from values files."),

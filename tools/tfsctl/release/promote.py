@@ -38,7 +38,7 @@ from tfsctl.errors import (
 from tfsctl.release import history
 from tfsctl.release.fleet import Desired, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
-from tfsctl.release.plan import ModelState, Plan, Step, plan_promotion, plan_restore
+from tfsctl.release.plan import ModelState, Plan, Step, plan_promotion, plan_restore, plan_transition
 from tfsctl.release.replicas import FleetClient, Replica, apply_state, state_of
 from tfsctl.release.store import ConfigStore, require_label, require_model
 from tfsctl.serving.config import ServerConfig
@@ -131,6 +131,34 @@ class Promoter:
         with self.store.lock(request.lock_timeout):
             return self._run_locked(request)
 
+    def run_locked(self, request: PromotionRequest) -> PromotionResult:
+        """``run`` for a caller that already holds ``store.lock`` (a canary's several moves)."""
+        return self._run_locked(request)
+
+    def converge(self, model: str, target: ModelState, timeout: float) -> list[StepReport]:
+        """Take ``model`` from whatever the persisted config says now to ``target``, one verified
+        step at a time (load before label, label before retire). The caller holds the lock.
+
+        Used to undo from any point, even a step that was written but not verified (an
+        interrupted promotion): the persisted config is the starting point, not a plan.
+        """
+        config = self.store.read()
+        current = state_of(config.models[model])
+        replicas = self._replicas_or_fail()
+        observed = self.fleet.observe(replicas, {model: list(current.labels)})
+        served_now = self._served_now(model, current, observed)
+        served_target = target.policy.served(self.store.repository_versions(model))
+        if served_target is None:
+            served_target = served_now
+        plan = plan_transition(model, current, target, served_now, served_target)
+        deadline = self.clock() + timeout
+        reports: list[StepReport] = []
+        for step in plan.steps:
+            started = self.clock()
+            self._apply(config, model, step, deadline)
+            reports.append(StepReport(step.name, step.description, self.clock() - started))
+        return reports
+
     def _run_locked(self, req: PromotionRequest) -> PromotionResult:
         where = self.store.describe()
         config = self.store.read()
@@ -202,9 +230,11 @@ class Promoter:
                 if not restored
                 else ("restore incomplete: " + "; ".join(f"{k}: {v}" for k, v in sorted(restored.items())))
             )
-            raise failed.kind(
+            error = failed.kind(
                 f"{req.action} {req.model}@{req.label} -> {version} failed at {failed}; {outcome}"
-            ) from None
+            )
+            error.failed_step = failed.step.name  # type: ignore[attr-defined]
+            raise error from None
         result.revision = self.store.revision()
         self.store.append_history(
             PromotionRecord(
