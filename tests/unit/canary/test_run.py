@@ -85,10 +85,11 @@ def test_a_canary_with_shifted_outputs_is_reverted_and_retired(fleet: Any) -> No
 
 def test_a_version_that_fails_to_load_is_reverted_by_the_load_check(fleet: Any) -> None:
     f = fleet({1: SAME})  # version 3 is not loadable
-    result = run(f, 3)
+    result = run(f, 3, quick(loadTimeoutSeconds=60))
     assert result.decision == "reverted"
     assert [c.name for c in result.verdict.failed] == ["load"]
-    assert "version 3 is END" in result.reason
+    # the server's own error, not the end of loadTimeoutSeconds
+    assert "version 3 failed to load: INVALID_ARGUMENT: Could not parse saved_model.pb" in result.reason
     assert f.labels() == [{"stable": 1}] * 2 and f.loaded() == [[1], [1]]
     assert f.store.history == []
     assert str(f.store.config.models[MODEL].policy.versions) == "(1,)"
@@ -159,3 +160,15 @@ def test_refusals_change_nothing(fleet: Any) -> None:
     with pytest.raises(NotFound, match="no 'gold' label"):
         run(f, 2, quick(stableLabel="gold"))
     assert f.store.writes == [] and f.store.history == []
+
+
+def test_promote_to_a_version_that_fails_to_load_fails_with_the_servers_error(fleet: Any) -> None:
+    """END with an error status (the server gave up) ends the load step before the timeout."""
+    from tfsctl.errors import VersionNotAvailable
+    from tfsctl.release.promote import Promoter, PromotionRequest
+
+    f = fleet({1: SAME})
+    with pytest.raises(VersionNotAvailable, match=r"version 4 failed to load: INVALID_ARGUMENT") as info:
+        Promoter(f.store, f.fleet).run(PromotionRequest(MODEL, "stable", 4, timeout=300))
+    assert "restored the pre-promotion state" in str(info.value)
+    assert f.labels() == [{"stable": 1}] * 2 and f.loaded() == [[1], [1]]

@@ -34,6 +34,7 @@ from tfsctl.errors import (
     Timeout,
     ToolkitError,
     Unavailable,
+    VersionNotAvailable,
 )
 from tfsctl.release import history
 from tfsctl.release.fleet import Desired, ReplicaObservation, evaluate_fleet
@@ -289,7 +290,7 @@ class Promoter:
         replicas are recorded there and left out instead of failing the step (restore)."""
         replicas = self._replicas_or_fail()
         errors = self.fleet.reload(replicas, config)
-        last_push = self.clock()
+        last_push = first_push = self.clock()
         if skip is not None:
             skip.update({n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)})
         self._check_unreachable(step, {n: e for n, e in errors.items() if skip is None or n not in skip})
@@ -316,6 +317,12 @@ class Promoter:
                     return sorted(o.name for o in observed)
                 self.sleep(POLL_SECONDS)
                 continue
+            failed = self._failed_loads(observed, model, step)
+            if failed and now - first_push >= REPUSH_SECONDS:
+                # END with an error status: the server gave up loading it (TF Serving after its
+                # --max_num_load_retries). Seen a re-push period after the first push, it is not
+                # the stale state of an earlier attempt: waiting for the deadline changes nothing.
+                raise StepFailed(step, failed, VersionNotAvailable)
             unreachable = {n: w for n, w in pending.items() if w.startswith("unreachable")}
             if unreachable and skip is not None:
                 skip.update(unreachable)
@@ -346,6 +353,20 @@ class Promoter:
             down = {n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)}
             if down:
                 raise StepFailed(step, down, Unavailable)
+
+    @staticmethod
+    def _failed_loads(observed: list[ReplicaObservation], model: str, step: Step) -> dict[str, str]:
+        """Replica -> why, for versions this step waits for that ended with a load error there."""
+        out: dict[str, str] = {}
+        for obs in observed:
+            seen = obs.models.get(model)
+            if seen is None:
+                continue
+            for v in sorted(step.wait_available):
+                if seen.versions.get(v) == "END" and v in seen.load_errors:
+                    out[obs.name] = f"version {v} failed to load: {seen.load_errors[v]}"
+                    break
+        return out
 
     @staticmethod
     def _unsatisfied(obs: ReplicaObservation, model: str, step: Step) -> str | None:
