@@ -412,7 +412,10 @@ class CanaryRunner:
 
 def canary(target: Any, req: CanaryRequest) -> CanaryResult:
     """``tfsctl canary``: one canary on ``target`` (a ``tfsctl.release.ops.Target``)."""
-    from tfsctl.release.ops import open_store
+    from tfsctl.release.ops import open_store, wait_converged
 
     with open_store(target) as store, FleetClient(timeout=min(30.0, target.timeout)) as fleet:
+        # Started right after a rollout (the chart's Job is), pods may still be coming up: a fleet
+        # that disagrees with its config would refuse the first move.
+        wait_converged(store, fleet, time.monotonic() + target.timeout)
         return CanaryRunner(store, fleet).run(req)

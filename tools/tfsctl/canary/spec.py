@@ -27,89 +27,155 @@ from tfsctl.errors import InvalidInput
 Profile = Literal["classifier", "regressor"]
 InputSource = Literal["auto", "warmup", "file", "signature"]
 
-_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"], "minimum": 0}
+
+def _num(description: str, maximum: float | None = None, nullable: bool = True) -> dict[str, Any]:
+    node: dict[str, Any] = {"description": description, "type": ["number", "null"] if nullable else "number"}
+    node["minimum"] = 0
+    if maximum is not None:
+        node["maximum"] = maximum
+    return node
+
+
+def _obj(description: str, properties: dict[str, Any], nullable: bool = False) -> dict[str, Any]:
+    return {
+        "description": description,
+        "type": ["object", "null"] if nullable else "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
 
 #: JSON schema of the spec file (``additionalProperties: false`` everywhere: a typo is an error).
+#: The chart's ``canary.spec`` schema is this one (a chart test keeps them equal).
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "description": "The tfsctl canary check spec: every threshold, null turning a check off.",
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "profile": {"enum": ["classifier", "regressor"], "description": "Which defaults apply."},
-        "label": {"type": "string", "minLength": 1, "description": "The canary label."},
-        "stableLabel": {"type": "string", "minLength": 1, "description": "The label promoted."},
-        "bakeSeconds": {"type": "number", "minimum": 0, "description": "Analysis window."},
-        "intervalSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Health poll period."},
-        "loadTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Load wait."},
-        "maxRequestRate": {
+        "profile": {
+            "description": "Defaults for class scores or for numbers.",
+            "enum": ["classifier", "regressor"],
+        },
+        "label": {"description": "The canary label.", "type": "string", "minLength": 1},
+        "stableLabel": {"description": "The label promoted on success.", "type": "string", "minLength": 1},
+        "bakeSeconds": {"description": "Seconds of analysis.", "type": "number", "minimum": 0},
+        "intervalSeconds": {
+            "description": "Seconds between health samples.",
             "type": "number",
             "exclusiveMinimum": 0,
+        },
+        "loadTimeoutSeconds": {
+            "description": "Seconds for VERSION to load everywhere.",
+            "type": "number",
+            "exclusiveMinimum": 0,
+        },
+        "maxRequestRate": {
             "description": "Requests per second the analysis sends to the whole service, both labels.",
+            "type": "number",
+            "exclusiveMinimum": 0,
         },
-        "keepPrevious": {"type": "boolean", "description": "Keep the old stable loaded on promotion."},
-        "inputs": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "source": {"enum": ["auto", "warmup", "file", "signature"]},
-                "file": {"type": ["string", "null"]},
-                "count": {"type": "integer", "minimum": 1, "maximum": 10000},
-                "batchSize": {"type": "integer", "minimum": 1, "maximum": 1024},
-                "signature": {"type": "string", "minLength": 1},
-                "seed": {"type": "integer"},
+        "keepPrevious": {
+            "description": "Keep the old stable version loaded on promotion.",
+            "type": "boolean",
+        },
+        "inputs": _obj(
+            "What the shadow comparison sends.",
+            {
+                "source": {
+                    "description": "auto: warmup records if readable, else the signature.",
+                    "enum": ["auto", "warmup", "file", "signature"],
+                },
+                "file": {
+                    "description": "A REST predict body or a warmup TFRecord file.",
+                    "type": ["string", "null"],
+                },
+                "count": {
+                    "description": "Inputs generated or read.",
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 10000,
+                },
+                "batchSize": {
+                    "description": "Rows per generated input.",
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1024,
+                },
+                "signature": {"description": "Signature to call.", "type": "string", "minLength": 1},
+                "seed": {"description": "Seed of generated inputs.", "type": "integer"},
             },
-        },
-        "outputs": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "absTolerance": {"type": "number", "minimum": 0},
-                "relTolerance": {"type": "number", "minimum": 0},
-                "maxAbsDiff": _NUMBER_OR_NULL,
-                "maxRelDiff": _NUMBER_OR_NULL,
-                "maxDifferingShare": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "topK": {
-                    "type": ["object", "null"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "k": {"type": "integer", "minimum": 1},
-                        "minAgreement": {"type": "number", "minimum": 0, "maximum": 1},
-                        "output": {"type": ["string", "null"]},
+        ),
+        "outputs": _obj(
+            "Output comparison.",
+            {
+                "absTolerance": _num("An element differs beyond |c - s| > abs + rel * |s|.", nullable=False),
+                "relTolerance": _num("Relative part of the tolerance.", nullable=False),
+                "maxAbsDiff": _num("Largest absolute difference allowed."),
+                "maxRelDiff": _num("Largest relative difference allowed."),
+                "maxDifferingShare": _num("Largest share of inputs beyond tolerance.", maximum=1),
+                "topK": _obj(
+                    "Top-k agreement of class scores.",
+                    {
+                        "k": {
+                            "description": "How many top classes must agree.",
+                            "type": "integer",
+                            "minimum": 1,
+                        },
+                        "minAgreement": {
+                            "description": "Smallest share of rows whose top-k agree.",
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                        },
+                        "output": {"description": "Output holding class scores.", "type": ["string", "null"]},
                     },
+                    nullable=True,
+                ),
+            },
+        ),
+        "latency": _obj(
+            "Latency of the same requests, canary over stable.",
+            {
+                "maxP50Ratio": _num("Largest p50 ratio."),
+                "maxP99Ratio": _num("Largest p99 ratio."),
+                "minSamples": {
+                    "description": "Fewest samples per label to judge.",
+                    "type": "integer",
+                    "minimum": 1,
                 },
             },
-        },
-        "latency": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "maxP50Ratio": _NUMBER_OR_NULL,
-                "maxP99Ratio": _NUMBER_OR_NULL,
-                "minSamples": {"type": "integer", "minimum": 1},
+        ),
+        "errors": _obj(
+            "Errors of the same requests.",
+            {"maxCanaryErrorRate": _num("Largest share of failed canary requests.", maximum=1)},
+        ),
+        "health": _obj(
+            "Both versions AVAILABLE on every replica.",
+            {"required": {"description": "Judge health.", "type": "boolean"}},
+        ),
+        "prometheus": _obj(
+            "Live traffic of the model, bake window against the window before.",
+            {
+                "url": {
+                    "description": "Prometheus base URL; null: no live check.",
+                    "type": ["string", "null"],
+                },
+                "selector": {"description": "Extra PromQL label matchers.", "type": ["string", "null"]},
+                "maxErrorRate": _num("Largest live error rate.", maximum=1),
+                "maxP99Ratio": _num("Largest live p99 ratio."),
+                "minRequests": {
+                    "description": "Fewest live requests to judge.",
+                    "type": "number",
+                    "minimum": 0,
+                },
+                "timeoutSeconds": {
+                    "description": "Seconds per query.",
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                },
             },
-        },
-        "errors": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"maxCanaryErrorRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
-        },
-        "health": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"required": {"type": "boolean"}},
-        },
-        "prometheus": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "url": {"type": ["string", "null"]},
-                "selector": {"type": ["string", "null"]},
-                "maxErrorRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "maxP99Ratio": _NUMBER_OR_NULL,
-                "minRequests": {"type": "number", "minimum": 0},
-                "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
-            },
-        },
+        ),
     },
 }
 
