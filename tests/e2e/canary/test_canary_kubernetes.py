@@ -252,13 +252,15 @@ def test_the_same_function_is_promoted_with_zero_failed_requests_to_stable(
 def test_a_pod_deleted_during_the_bake_fails_health_and_the_fleet_ends_consistent(
     release: Release, tmp_path: Path
 ) -> None:
+    stable = release.config().models[MODEL].labels["stable"]
+    version = 1 if stable == SAME else SAME  # the same function as stable: only the lost pod can fail it
     long_bake = tmp_path / "spec.yaml"
     long_bake.write_text(yaml.safe_dump({**SPEC, "bakeSeconds": 40}))
     proc = tfsctl_background(
         release.cluster,
         "canary",
         MODEL,
-        "1",
+        str(version),
         *release.flags,
         "--spec",
         str(long_bake),
@@ -266,14 +268,15 @@ def test_a_pod_deleted_during_the_bake_fails_health_and_the_fleet_ends_consisten
         "json",
         log=tmp_path / "canary.log",
     )
+
+    def canary_recorded() -> bool:
+        history = tfsctl(release.cluster, "history", *release.flags[:4], "--model", MODEL, "-o", "json")
+        records = json.loads(history.stdout or "[]")
+        return bool(records) and (records[-1]["label"], records[-1]["to_version"]) == ("canary", version)
+
     try:
-        # the canary label resolves to 1 on every pod: the bake has started
-        wait_for(
-            lambda: all(v.get("canary") == 1 for v in release.pod_labels().values()),
-            timeout=120,
-            what="canary -> 1 on every pod",
-            interval=1,
-        )
+        # the canary move is recorded once it is verified on every pod: the bake has started
+        wait_for(canary_recorded, timeout=120, what=f"canary -> {version} recorded", interval=1)
         victim = release.ready_pods()[0].metadata.name
         release.core.delete_namespaced_pod(victim, release.namespace, grace_period_seconds=0)
         out, _ = proc.communicate(timeout=300)
@@ -286,7 +289,7 @@ def test_a_pod_deleted_during_the_bake_fails_health_and_the_fleet_ends_consisten
     assert report["failed_checks"] == ["health"], report["checks"]
     health = next(c for c in report["checks"] if c["name"] == "health")
     assert victim in health["detail"]
-    assert report["stable"]["after"] == SAME
+    assert report["stable"]["after"] == stable
     done = wait_for(
         lambda: (
             (r := tfsctl(release.cluster, "status", *release.flags, "-o", "json")).returncode == 0
@@ -299,5 +302,7 @@ def test_a_pod_deleted_during_the_bake_fails_health_and_the_fleet_ends_consisten
         interval=3,
     )
     status = json.loads(done.stdout)
-    assert all(r["models"][MODEL]["labels"] == {"stable": SAME, "canary": SAME} for r in status["replicas"])
-    assert set(release.config().models[MODEL].policy.versions) == {SAME}
+    assert all(
+        r["models"][MODEL]["labels"] == {"stable": stable, "canary": stable} for r in status["replicas"]
+    )
+    assert set(release.config().models[MODEL].policy.versions) == {stable}

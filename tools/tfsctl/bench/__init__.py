@@ -16,6 +16,7 @@ AREAS: dict[str, str] = {
     "cluster": "tfsctl.bench.cluster",
     "release": "tfsctl.bench.release",
     "load": "tfsctl.bench.load",
+    "canary": "tfsctl.bench.canary",
 }
 
 
