@@ -154,3 +154,18 @@ def test_the_verdict_passes_only_when_every_check_does() -> None:
     assert good.passed and good.summary().startswith("all ")
     bad = J.judge(spec, [pair(SCORES, SCORES[:, ::-1])], health, ["pod-0"], [1, 2])
     assert not bad.passed and {c.name for c in bad.failed} >= {"outputs.maxAbsDiff", "outputs.topK"}
+
+
+def test_requests_to_a_lost_replica_are_left_to_the_health_check() -> None:
+    spec = S.parse({"latency": {"minSamples": 1}})
+    both = {1: "AVAILABLE", 2: "AVAILABLE"}
+    health = [J.HealthSample(0.0, {"pod-0": both, "b": both}), J.HealthSample(1.0, {"pod-0": both})]
+    ok = pair(SCORES, SCORES)
+    dying = J.Pair(
+        J.Sample("b", "stable", 0, 0.01, {"scores": SCORES}),
+        J.Sample("b", "canary", 0, None, None, "refused"),
+    )
+    assert J.lost_replicas(health, ["pod-0", "b"]) == {"b"}
+    verdict = J.judge(spec, [ok, dying], health, ["pod-0", "b"], [1, 2])
+    assert [c.name for c in verdict.failed] == ["health"]
+    assert "replica b lost" in verdict.failed[0].detail

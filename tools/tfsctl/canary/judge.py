@@ -348,6 +348,16 @@ def health_check(samples: Sequence[HealthSample], expected: Sequence[str], versi
     )
 
 
+def lost_replicas(samples: Sequence[HealthSample], expected: Sequence[str]) -> set[str]:
+    """Expected replicas that were missing from, or unreachable in, some health sample."""
+    return {
+        name
+        for sample in samples
+        for name in expected
+        if name in sample.errors or name not in sample.versions
+    }
+
+
 def live_checks(before: LiveStats, during: LiveStats, spec: CanarySpec) -> list[Check]:
     """The model's live traffic over the bake (``during``) against the same-length window before it.
 
@@ -431,6 +441,10 @@ def judge(
     checks: list[Check] = list(extra)
     if spec.health_required:
         checks.append(health_check(health, expected_replicas, versions))
+    # Requests to a replica that went away fail for that reason, which health names: they are
+    # not the canary's errors (nor its outputs or latencies).
+    gone = lost_replicas(health, expected_replicas)
+    pairs = [p for p in pairs if p.stable.replica not in gone]
     checks += output_checks(compare_outputs(pairs, spec.outputs), spec.outputs, len(pairs))
     checks += latency_checks(pairs, spec)
     if live is not None:

@@ -7,6 +7,7 @@ not hold) after printing the result, so a pipeline can gate on the status alone.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ import yaml
 
 from tfsctl.cli.release import _connect, _endpoint_mode, _k8s, _target
 from tfsctl.errors import CheckFailed
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
@@ -103,7 +108,12 @@ def canary(
         click.echo(yaml.safe_dump(effective.to_json(), sort_keys=False), nl=False)
         return
     target = _target(kw)
-    result = run_canary(target, CanaryRequest(model, version, effective, target.timeout, lock_timeout))
+    # SIGTERM (a Job past its deadline, a pipeline cancelled) takes the Ctrl-C path: canary moves back.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_canary(target, CanaryRequest(model, version, effective, target.timeout, lock_timeout))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     data = result.to_json()
     if report_dir is not None:
         files = report.write(data, report_dir)
