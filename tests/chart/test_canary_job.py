@@ -184,3 +184,16 @@ def test_the_charts_canary_spec_schema_is_the_toolkits() -> None:
     toolkit = copy.deepcopy(canary_spec.SCHEMA)
     toolkit.pop("$schema")
     assert chart == toolkit
+
+
+def test_the_canary_objects_validate_against_kubernetes_openapi() -> None:
+    import kubernetes_validate
+
+    from support.chart_render import KUBERNETES_VERSION
+
+    for doc in render_chart(values(), show_only=CANARY):
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            path = ".".join(str(p) for p in err.path)
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {err.message}")
