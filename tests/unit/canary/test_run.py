@@ -172,3 +172,26 @@ def test_promote_to_a_version_that_fails_to_load_fails_with_the_servers_error(fl
         Promoter(f.store, f.fleet).run(PromotionRequest(MODEL, "stable", 4, timeout=300))
     assert "restored the pre-promotion state" in str(info.value)
     assert f.labels() == [{"stable": 1}] * 2 and f.loaded() == [[1], [1]]
+
+
+def test_ctrl_c_between_the_load_and_the_label_step_takes_the_fleet_back(fleet: Any) -> None:
+    """The load step was written and verified, the label step not: the undo starts from the
+    persisted config (versions 1 and 2 loaded) and retires 2; no label was moved or added."""
+    f = fleet({1: SAME, 2: SAME})
+    runner = CanaryRunner(f.store, f.fleet)
+    original = runner.promoter._apply
+    calls = {"n": 0}
+
+    def apply(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    runner.promoter._apply = apply  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        run(f, 2, runner=runner)
+    runner.promoter._apply = original  # type: ignore[method-assign]
+    assert f.labels() == [{"stable": 1}] * 2 and f.loaded() == [[1], [1]]
+    assert dict(f.store.config.models[MODEL].labels) == {"stable": 1}
+    assert f.store.history == []

@@ -295,9 +295,10 @@ class CanaryRunner:
         result: CanaryResult,
         record: bool = True,
     ) -> None:
-        """The pre-canary state with the canary label on ``back_to``; VERSION retired."""
+        """The pre-canary state with the canary label on ``back_to`` (``record``: the canary label
+        had moved) or exactly the pre-canary state (it had not); VERSION retired either way."""
         spec = req.spec
-        target = before.with_labels({**before.labels, spec.label: back_to})
+        target = before.with_labels({**before.labels, spec.label: back_to}) if record else before
         started = self.clock()
         steps = self.promoter.converge(req.model, target, max(req.timeout, 30.0))
         result.decision = "reverted"
