@@ -320,7 +320,8 @@ class Promoter:
             failed = self._failed_loads(observed, model, step)
             if failed and now - first_push >= REPUSH_SECONDS:
                 # END with an error status: the server gave up loading it (TF Serving after its
-                # --max_num_load_retries). Seen a re-push period after the first push, it is not
+                # --max_num_load_retries: core/basic_manager.cc, the LoaderHarness error_callback
+                # publishes kEnd with the load error). Seen a re-push period after the first push, it is not
                 # the stale state of an earlier attempt: waiting for the deadline changes nothing.
                 raise StepFailed(step, failed, VersionNotAvailable)
             unreachable = {n: w for n, w in pending.items() if w.startswith("unreachable")}
