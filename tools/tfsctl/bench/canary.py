@@ -44,6 +44,10 @@ def _cpu_seconds(servers: list[Any]) -> float:
     return total
 
 
+def phase(result: Any, name: str) -> float:
+    return sum(p.seconds for p in result.phases if p.name == name)
+
+
 def _run(fleet_mod: Any, config: Path, servers: list[Any], bake: float) -> tuple[Any, float]:
     from tfsctl.canary import spec
     from tfsctl.canary.run import CanaryRequest, canary
@@ -74,7 +78,9 @@ def collect(quick: bool) -> list[Table]:
             "replicas",
             "decision",
             "seconds to decision",
-            "of which bake",
+            "load + canary label s",
+            "bake s",
+            "promote s",
             "paired inputs",
             "analysis requests/s",
             "server CPU s/s during canary",
@@ -109,7 +115,9 @@ def collect(quick: bool) -> list[Table]:
                         str(n),
                         result.decision,
                         f"{seconds:.1f}",
+                        f"{phase(result, 'canary'):.1f}",
                         f"{result.bake_seconds:.1f}",
+                        f"{phase(result, 'promote'):.1f}",
                         str(len(result.pairs)),
                         f"{result.request_rate:.1f}",
                         f"{busy_rate:.2f}",
