@@ -26,6 +26,7 @@ PYTEST_ARGS ?=
 MODEL     ?=
 LABEL     ?=
 VERSION   ?=
+SPEC      ?=
 REPLICAS  ?=
 SOURCE    ?=
 DEST      ?=
@@ -150,6 +151,11 @@ scale: setup ## Set REPLICAS on RELEASE
 .PHONY: promote
 promote: setup ## Move LABEL of MODEL to VERSION on every replica (two-phase)
 	$(PY) -m tfsctl promote --release $(RELEASE) --namespace $(NAMESPACE) $(MODEL) $(LABEL) $(VERSION)
+
+.PHONY: canary
+canary: setup ## Judge VERSION of MODEL under the canary label, then promote stable or revert (SPEC= a check spec)
+	$(PY) -m tfsctl canary --release $(RELEASE) --namespace $(NAMESPACE) $(MODEL) $(VERSION) \
+	  $(if $(SPEC),--spec $(SPEC)) --report $(REPORTS)/canary
 
 .PHONY: rollback
 rollback: setup ## Put LABEL of MODEL back to its previous version

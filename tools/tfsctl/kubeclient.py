@@ -9,6 +9,7 @@ own message: what to run, not what the kubernetes client could not parse.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def api_client(kubeconfig: Path | str | None = None, context: str | None = None)
     from kubernetes import config as kconfig
 
     path = Path(kubeconfig) if kubeconfig else paths.kubeconfig()
+    if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return _in_cluster()  # a pod (the chart's canary Job): its ServiceAccount, as helm does
     if path is None:
         raise Unavailable(f"no kubeconfig found: {LOCAL_CLUSTER_DOWN}")
     if is_local(path) and (not path.exists() or not path.read_text().strip()):
@@ -51,6 +54,21 @@ def api_client(kubeconfig: Path | str | None = None, context: str | None = None)
         raise InvalidInput(
             f"kubeconfig {path}: {exc} (check --kubeconfig or KUBECONFIG)", detail=repr(exc)
         ) from None
+
+
+def _in_cluster() -> Any:
+    """An ApiClient from the pod's ServiceAccount token and the cluster's CA."""
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    configuration = client.Configuration()
+    try:
+        kconfig.load_incluster_config(client_configuration=configuration)
+    except kconfig.ConfigException as exc:
+        raise Unavailable(
+            f"in-cluster config: {exc} (run with a ServiceAccount token, or pass --kubeconfig)"
+        ) from None
+    return client.ApiClient(configuration)
 
 
 def unreachable(api: Any, kubeconfig: Path | str | None, exc: BaseException) -> ToolkitError:

@@ -513,3 +513,64 @@ metricRelabelings:
 {{- end }}
 {{- $total }}
 {{- end }}
+
+{{/* Labels of the canary Job's objects: a name of their own, so the Service and the server's selectors never pick up the Job's pod. */}}
+{{- define "tensorflow-serving.canaryLabels" -}}
+helm.sh/chart: {{ include "tensorflow-serving.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-canary" (include "tensorflow-serving.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: canary
+{{- end }}
+
+{{/* The canary Job's name: <fullname>-canary-<version>, so each version's analysis is its own Job. */}}
+{{- define "tensorflow-serving.canaryJobName" -}}
+{{- $suffix := printf "-canary-%v" (.Values.canary.version | toString) }}
+{{- printf "%s%s" (include "tensorflow-serving.fullname" . | trunc (int (sub 63 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{/* The canary Job's ServiceAccount (and Role, RoleBinding) name. */}}
+{{- define "tensorflow-serving.canaryServiceAccountName" -}}
+{{- printf "%s-canary" (include "tensorflow-serving.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The model the canary Job analyses: canary.model, else model.name, else the only key of models. */}}
+{{- define "tensorflow-serving.canaryModel" -}}
+{{- if .Values.canary.model }}
+{{- .Values.canary.model }}
+{{- else if .Values.model.name }}
+{{- .Values.model.name }}
+{{- else if eq (len (keys .Values.models)) 1 }}
+{{- keys .Values.models | first }}
+{{- end }}
+{{- end }}
+
+{{/* Fails with one line naming the value to change when the canary Job cannot run as configured. */}}
+{{- define "tensorflow-serving.validateCanary" -}}
+{{- $c := .Values.canary }}
+{{- $model := include "tensorflow-serving.canaryModel" . }}
+{{- if not $c.job.image.repository }}
+{{- fail "canary.job.image.repository is required with canary.job.enabled: build the toolkit image with docker build -f images/tfsctl/Dockerfile -t <registry>/tfsctl:<version> . and push it" }}
+{{- end }}
+{{- if not $c.job.image.tag }}
+{{- fail "canary.job.image.tag is required with canary.job.enabled (the tfsctl version of the image)" }}
+{{- end }}
+{{- if kindIs "invalid" $c.version }}
+{{- fail "canary.version is required with canary.job.enabled: the version to judge against stable" }}
+{{- end }}
+{{- if not $model }}
+{{- fail (printf "canary.model is required with canary.job.enabled when models has %d models" (len (keys .Values.models))) }}
+{{- end }}
+{{- $known := .Values.model.name | default "" }}
+{{- if and (ne $model $known) (not (hasKey .Values.models $model)) }}
+{{- fail (printf "canary.model (%s) is not a model of this release (models: %s)" $model (keys .Values.models | sortAlpha | join ", ")) }}
+{{- end }}
+{{- $spec := $c.spec | default dict }}
+{{- $stable := $spec.stableLabel | default "stable" }}
+{{- if hasKey .Values.models $model }}
+{{- $labels := (index .Values.models $model).versionLabels | default dict }}
+{{- if not (hasKey $labels $stable) }}
+{{- fail (printf "canary: models.%s.versionLabels has no %s label to judge canary.version against" $model $stable) }}
+{{- end }}
+{{- end }}
+{{- end }}

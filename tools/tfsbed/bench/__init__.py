@@ -16,6 +16,7 @@ AREAS: dict[str, str] = {
     "cluster": "tfsbed.bench.cluster",
     "release": "tfsbed.bench.release",
     "load": "tfsbed.bench.load",
+    "canary": "tfsbed.bench.canary",
 }
 
 

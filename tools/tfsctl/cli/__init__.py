@@ -25,6 +25,7 @@ from tfsctl.errors import ExitStatus, ToolkitError, exit_status_table
 # The help lives here so `tfsctl --help` lists commands without importing them.
 # More commands come from plugins (`plugin_commands`).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "canary": ("tfsctl.cli.canary:canary", "Judge a version under the canary label, then promote or revert."),
     "deploy": ("tfsctl.cli.release:deploy", "Install or upgrade a release from values files."),
     "history": ("tfsctl.cli.release:history", "Show a release's promotions and Helm revisions."),
     "loadtest": ("tfsctl.cli.loadtest:loadtest", "Run a Locust load test against a model endpoint."),

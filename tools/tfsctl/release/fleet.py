@@ -24,6 +24,8 @@ class ModelObservation:
     versions: Mapping[int, str] = field(default_factory=dict)
     labels: Mapping[str, int | None] = field(default_factory=dict)
     error: str | None = None
+    #: version -> "CODE: message" for versions in END with an error status (a failed load)
+    load_errors: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def available(self) -> frozenset[int]:

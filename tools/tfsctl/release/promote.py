@@ -34,11 +34,12 @@ from tfsctl.errors import (
     Timeout,
     ToolkitError,
     Unavailable,
+    VersionNotAvailable,
 )
 from tfsctl.release import history
 from tfsctl.release.fleet import Desired, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
-from tfsctl.release.plan import ModelState, Plan, Step, plan_promotion, plan_restore
+from tfsctl.release.plan import ModelState, Plan, Step, plan_promotion, plan_restore, plan_transition
 from tfsctl.release.replicas import FleetClient, Replica, apply_state, state_of
 from tfsctl.release.store import ConfigStore, require_label, require_model
 from tfsctl.serving.config import ServerConfig
@@ -131,6 +132,34 @@ class Promoter:
         with self.store.lock(request.lock_timeout):
             return self._run_locked(request)
 
+    def run_locked(self, request: PromotionRequest) -> PromotionResult:
+        """``run`` for a caller that already holds ``store.lock`` (a canary's several moves)."""
+        return self._run_locked(request)
+
+    def converge(self, model: str, target: ModelState, timeout: float) -> list[StepReport]:
+        """Take ``model`` from whatever the persisted config says now to ``target``, one verified
+        step at a time (load before label, label before retire). The caller holds the lock.
+
+        Used to undo from any point, even a step that was written but not verified (an
+        interrupted promotion): the persisted config is the starting point, not a plan.
+        """
+        config = self.store.read()
+        current = state_of(config.models[model])
+        replicas = self._replicas_or_fail()
+        observed = self.fleet.observe(replicas, {model: list(current.labels)})
+        served_now = self._served_now(model, current, observed)
+        served_target = target.policy.served(self.store.repository_versions(model))
+        if served_target is None:
+            served_target = served_now
+        plan = plan_transition(model, current, target, served_now, served_target)
+        deadline = self.clock() + timeout
+        reports: list[StepReport] = []
+        for step in plan.steps:
+            started = self.clock()
+            self._apply(config, model, step, deadline)
+            reports.append(StepReport(step.name, step.description, self.clock() - started))
+        return reports
+
     def _run_locked(self, req: PromotionRequest) -> PromotionResult:
         where = self.store.describe()
         config = self.store.read()
@@ -202,9 +231,11 @@ class Promoter:
                 if not restored
                 else ("restore incomplete: " + "; ".join(f"{k}: {v}" for k, v in sorted(restored.items())))
             )
-            raise failed.kind(
+            error = failed.kind(
                 f"{req.action} {req.model}@{req.label} -> {version} failed at {failed}; {outcome}"
-            ) from None
+            )
+            error.failed_step = failed.step.name  # type: ignore[attr-defined]
+            raise error from None
         result.revision = self.store.revision()
         self.store.append_history(
             PromotionRecord(
@@ -260,7 +291,7 @@ class Promoter:
         replicas = self._replicas_or_fail()
         push = bool(getattr(self.store, "push_reload", True))
         errors = self.fleet.reload(replicas, config) if push else {}
-        last_push = self.clock()
+        last_push = first_push = self.clock()
         if skip is not None:
             skip.update({n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)})
         self._check_unreachable(step, {n: e for n, e in errors.items() if skip is None or n not in skip})
@@ -287,6 +318,13 @@ class Promoter:
                     return sorted(o.name for o in observed)
                 self.sleep(POLL_SECONDS)
                 continue
+            failed = self._failed_loads(observed, model, step)
+            if failed and now - first_push >= REPUSH_SECONDS:
+                # END with an error status: the server gave up loading it (TF Serving after its
+                # --max_num_load_retries: core/basic_manager.cc, the LoaderHarness error_callback
+                # publishes kEnd with the load error). Seen a re-push period after the first push, it is not
+                # the stale state of an earlier attempt: waiting for the deadline changes nothing.
+                raise StepFailed(step, failed, VersionNotAvailable)
             unreachable = {n: w for n, w in pending.items() if w.startswith("unreachable")}
             if unreachable and skip is not None:
                 skip.update(unreachable)
@@ -317,6 +355,20 @@ class Promoter:
             down = {n: f"unreachable: {e}" for n, e in errors.items() if isinstance(e, Unavailable)}
             if down:
                 raise StepFailed(step, down, Unavailable)
+
+    @staticmethod
+    def _failed_loads(observed: list[ReplicaObservation], model: str, step: Step) -> dict[str, str]:
+        """Replica -> why, for versions this step waits for that ended with a load error there."""
+        out: dict[str, str] = {}
+        for obs in observed:
+            seen = obs.models.get(model)
+            if seen is None:
+                continue
+            for v in sorted(step.wait_available):
+                if seen.versions.get(v) == "END" and v in seen.load_errors:
+                    out[obs.name] = f"version {v} failed to load: {seen.load_errors[v]}"
+                    break
+        return out
 
     @staticmethod
     def _unsatisfied(obs: ReplicaObservation, model: str, step: Step) -> str | None:

@@ -212,7 +212,12 @@ class FleetClient:
                                 error=str(exc),
                             )
                         resolved[label] = None
-                seen[model] = ModelObservation({r.version: r.state for r in rows}, resolved)
+                failed = {
+                    r.version: f"{r.error_code}: {r.error_message}"
+                    for r in rows
+                    if r.state == "END" and r.error_code not in ("OK", "0", "")
+                }
+                seen[model] = ModelObservation({r.version: r.state for r in rows}, resolved, None, failed)
             return ReplicaObservation(
                 replica.name, replica.endpoint.grpc_target, replica.ready, replica.node, seen
             )
