@@ -146,5 +146,6 @@ def test_fingerprint_changes_with_the_configuration_only() -> None:
 @pytest.mark.parametrize("component", ["kube-controller-manager", "kube-scheduler"])
 def test_single_control_plane_components_do_not_elect_a_leader(component: str) -> None:
     # a lost Lease makes an electing component exit, and nothing restarts it
-    args = {a["key"]: a for a in {p["name"]: p for p in _config()["componentsPatches"]}[component]["extraArgs"]}
+    patches = {p["name"]: p["extraArgs"] for p in _config()["componentsPatches"]}
+    args = {a["key"]: a for a in patches[component]}
     assert args["leader-elect"] == {"key": "leader-elect", "value": "false", "override": True}
