@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from tfsbed.serve.core import ServerCore
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.replicas import FleetClient, Replica
 from tfsctl.serving.client import Endpoint, VersionStatus, error_for
 from tfsctl.serving.config import ModelConfig, ServerConfig, VersionPolicy
-from tfsbed.serve.core import ServerCore
 from tfsctl.serving.rules import ServingError
 
 MODEL = "clf"

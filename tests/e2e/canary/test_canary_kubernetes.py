@@ -1,4 +1,4 @@
-"""``tfsctl canary`` end to end on the local cluster, with generated models (``support.canary_models``).
+"""``tfsctl canary`` end to end on the local cluster, with generated models (``tfsbed.canary_models``).
 
 One release for the module (CPU is scarce): the local preset serving ``clf`` (stable -> 1)
 on 2 pods of the process node, models from a hostPath PV, pods started with
@@ -26,7 +26,6 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support.canary_models import BROKEN, MODEL, SAME, SHIFTED, SLOW, canary_models_dir
 from support.cluster_helpers import Cluster, wait_for
 from support.release_cluster import (
     LoadBalancerProbe,
@@ -36,6 +35,7 @@ from support.release_cluster import (
     tfsctl,
     tfsctl_background,
 )
+from tfsbed.canary_models import BROKEN, MODEL, SAME, SHIFTED, SLOW, canary_models_dir
 from tfsctl import paths
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.config import ServerConfig

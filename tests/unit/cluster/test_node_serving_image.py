@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tfsctl import paths
 from tfsbed.cluster.node import images
+from tfsctl import paths
 
 
 def test_drop_in_has_the_chart_default_image_name_and_the_server_binary(tmp_path: Path) -> None:

@@ -10,25 +10,21 @@ next to the same servers idle for as long.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tfsbed.bench import Table
-from tfsctl.paths import REPO_ROOT
 
 RATE = 20.0
 
 
 def _support() -> tuple[Any, Any]:
-    tests = str(REPO_ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from support import canary_models, release_fleet
+    from tfsbed import canary_models
+    from tfsbed.serve import fleet
 
-    return canary_models, release_fleet
+    return canary_models, fleet
 
 
 def _cpu_seconds(servers: list[Any]) -> float:

@@ -1,4 +1,4 @@
-"""Generated models for the canary e2e tests: a tiny classifier in versions that differ on purpose.
+"""Generated models for canary tests and benchmarks: a tiny classifier in versions that differ on purpose.
 
 ``clf`` takes ``x`` float32 ``[-1, 4]`` and returns ``scores`` float32 ``[-1, 3]`` (softmax of
 a fixed dense layer), written as TF1-style SavedModels with a warmup file, like TF Serving's
