@@ -6,7 +6,6 @@ not hold) after printing the result, so a pipeline can gate on the status alone.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import click
 import yaml
 
+from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.cli.release import _connect, _endpoint_mode, _k8s, _target
 from tfsctl.errors import CheckFailed
 
@@ -67,7 +67,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     show_default=True,
     help="Seconds to wait while another promotion holds the release.",
 )
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@OUTPUT
 @_endpoint_mode
 @_connect
 @_k8s
@@ -118,20 +118,11 @@ def canary(
     if report_dir is not None:
         files = report.write(data, report_dir)
         data["files"] = {k: str(v) for k, v in files.items()}
-    if output == "json":
-        click.echo(
-            json.dumps(
-                {k: v for k, v in data.items() if k != "latency"}
-                | {
-                    "latency": {
-                        k: {x: y for x, y in v.items() if x != "seconds"} for k, v in data["latency"].items()
-                    }
-                },
-                indent=2,
-                default=str,
-            )
-        )
-    else:
+    # the per-request latencies are in the report; the pipeline's answer stays small
+    summary = {k: v for k, v in data.items() if k != "latency"} | {
+        "latency": {k: {x: y for x, y in v.items() if x != "seconds"} for k, v in data["latency"].items()}
+    }
+    if not structured(output, summary):
         lines = [f"{model}: canary {version} {result.decision}: {result.reason}"]
         lines += [f"  {c}" for c in (result.verdict.checks if result.verdict else ())]
         lines += [f"  {p.name:<8} {p.description} ({p.seconds:.1f}s)" for p in result.phases]
