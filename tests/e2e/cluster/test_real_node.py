@@ -256,10 +256,15 @@ def test_the_local_preset_runs_the_chart_default_image_and_command_on_the_real_n
     }
     overrides = real.state_dir / "real-node-values.yaml"
     overrides.write_text(yaml.safe_dump(on_real_node))
+    chart = yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())
+    # from the local registry, where `cluster up` pushed it, as users install from a registry
     kube.helm(
         "install",
         "tfs",
-        str(paths.CHART_DIR),
+        f"oci://{PLAN.registry}/charts/tensorflow-serving",
+        "--version",
+        chart["version"],
+        "--plain-http",
         "-n",
         NS,
         "-f",
@@ -275,7 +280,6 @@ def test_the_local_preset_runs_the_chart_default_image_and_command_on_the_real_n
         kube.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/instance=tfs", "-o", "json").stdout
     )
     spec = pod["items"][0]["spec"]
-    chart = yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())
     assert spec["nodeName"] == NODE.name
     assert spec["containers"][0]["image"] == f"tensorflow/serving:{chart['appVersion']}"
     assert spec["containers"][0]["command"] == ["tensorflow_model_server"]

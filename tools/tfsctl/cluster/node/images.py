@@ -404,7 +404,7 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
         f"docker.io/tensorflow/serving-base:{app_version}",
         (
             Tree(str(prefix), prefix, exclude=("__pycache__",)),
-            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__")),
+            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__", ".installed")),
             *libs,
             Entry("/bin/busybox", bb),
             Entry("/bin/sh", link="busybox"),
