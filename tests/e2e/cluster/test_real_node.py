@@ -229,6 +229,69 @@ def test_a_configmap_update_reaches_the_mounted_file(kube: Cluster) -> None:
     assert took < 150  # kubelet's default syncFrequency (1m) plus jitter and the watch cache
 
 
+def test_the_local_preset_runs_the_chart_default_image_and_command_on_the_real_node(
+    real: LocalCluster, kube: Cluster
+) -> None:
+    """tensorflow/serving:<appVersion> from the local registry is the drop-in (tfsctl serve)."""
+    import sys
+
+    import yaml
+
+    from support.cluster_helpers import example_models_dir
+    from tfsctl import paths
+
+    models = example_models_dir()
+    env = dict(os.environ, KUBECONFIG=str(real.kubeconfig))
+    subprocess.run(
+        [sys.executable, "-m", "tfsctl", "cluster", "models-volume", str(models)],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    on_real_node = {
+        "server": {"command": ["tensorflow_model_server"]},  # the chart's default, stated for the reader
+        "nodeSelector": {"node.tfsctl.dev/type": "real"},
+        "tolerations": ON_REAL_NODE["tolerations"],
+        "service": {"type": "ClusterIP"},  # no LoadBalancer implementation on real nodes yet
+    }
+    overrides = real.state_dir / "real-node-values.yaml"
+    overrides.write_text(yaml.safe_dump(on_real_node))
+    chart = yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())
+    # from the local registry, where `cluster up` pushed it, as users install from a registry
+    kube.helm(
+        "install",
+        "tfs",
+        f"oci://{PLAN.registry}/charts/tensorflow-serving",
+        "--version",
+        chart["version"],
+        "--plain-http",
+        "-n",
+        NS,
+        "-f",
+        str(paths.REPO_ROOT / "values" / "local.yaml"),
+        "-f",
+        str(overrides),
+        "--wait",
+        "--timeout",
+        "5m",
+        timeout=330,
+    )
+    pod = json.loads(
+        kube.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/instance=tfs", "-o", "json").stdout
+    )
+    spec = pod["items"][0]["spec"]
+    assert spec["nodeName"] == NODE.name
+    assert spec["containers"][0]["image"] == f"tensorflow/serving:{chart['appVersion']}"
+    assert spec["containers"][0]["command"] == ["tensorflow_model_server"]
+    ip = pod["items"][0]["status"]["podIP"]
+    import urllib.request
+
+    # a label resolves through metadata, as on a real TF Serving
+    url = f"http://{ip}:8501/v1/models/fashion/labels/canary/metadata"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert json.load(resp)["model_spec"]["version"] == "2"
+
+
 def test_down_leaves_no_process_mount_interface_rule_or_cgroup(
     real: LocalCluster, kube: Cluster, host_before: dict[str, str]
 ) -> None:

@@ -23,9 +23,23 @@ def test_drop_in_has_the_chart_default_image_name_and_the_server_binary(tmp_path
     assert "-m tfsctl serve" in server and "not TensorFlow Serving" in server
     assert "not TensorFlow Serving" in recipe.labels[images.LABEL_DESCRIPTION]
     # the libraries its interpreter and extension modules load come along (ldd runs once here)
-    libs = {e.path for e in recipe.entries if e.path.startswith(("/lib", "/usr/lib"))}
+    assert recipe.base is not None and recipe.base.tag == recipe.tag
+    libs = {e.path for e in recipe.base.entries if e.path.startswith(("/lib", "/usr/lib"))}
     assert any(p.endswith("/libc.so.6") for p in libs)
     assert any("ld-linux" in p for p in libs)
+
+
+def test_a_tfsctl_change_rebuilds_the_top_layer_and_leaves_the_base_as_it_was(tmp_path: Path) -> None:
+    (tmp_path / "lib.so").write_bytes(b"elf")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "serve.py").write_text("v1")
+    base = images.Recipe("docker.io/b:1", (images.Entry("/lib/lib.so", tmp_path / "lib.so"),))
+    top = images.Recipe("docker.io/t:1", (images.Tree("/opt/pkg", pkg),), base=base)
+    base_before, top_before = base.digest(), top.digest()
+    (pkg / "serve.py").write_text("v2, longer")
+    assert base.digest() == base_before
+    assert top.digest() != top_before
 
 
 def test_tree_fingerprint_follows_files_and_skips_excluded_names(tmp_path: Path) -> None:

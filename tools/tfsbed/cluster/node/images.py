@@ -93,6 +93,8 @@ class Recipe:
     user: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     env: tuple[str, ...] = ()
+    # An image this one adds a layer to (built and cached on its own), same tag.
+    base: Recipe | None = None
 
     @property
     def name(self) -> str:
@@ -112,6 +114,7 @@ class Recipe:
             "user": self.user,
             "labels": dict(sorted(self.labels.items())),
             "env": list(self.env),
+            "base": self.base.digest() if self.base is not None else None,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -226,6 +229,7 @@ def build(recipe: Recipe) -> Built:
     umoci = shutil.which("umoci")
     if umoci is None:
         raise Unavailable("building images needs umoci: apt-get install -y umoci")
+    base = build(recipe.base) if recipe.base is not None else None
     shutil.rmtree(layout, ignore_errors=True)
     layout.parent.mkdir(parents=True, exist_ok=True)
     what = f"building image {recipe.ref}"
@@ -247,8 +251,13 @@ def build(recipe: Recipe) -> Built:
         staging = layout.with_name(layout.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         image = f"{staging}:{recipe.tag}"
-        _run([umoci, "init", "--layout", str(staging)], what)
-        _run([umoci, "new", "--image", image], what)
+        if base is None:
+            _run([umoci, "init", "--layout", str(staging)], what)
+            _run([umoci, "new", "--image", image], what)
+        else:
+            if base.recipe.tag != recipe.tag:
+                raise ValueError(f"{recipe.ref}: a base image must have the same tag")
+            _copy_layout(base.layout, staging)
         _run([umoci, "insert", "--image", image, str(rootfs), "/"], what)
         cfg = [umoci, "config", "--image", image, "--os", "linux", "--architecture", "amd64"]
         cfg += ["--author", "tfsctl", "--created", "1970-01-01T00:00:00Z", "--history.created_by", BUILT_BY]
@@ -266,7 +275,24 @@ def build(recipe: Recipe) -> Built:
         _run([umoci, "gc", "--layout", str(staging)], what)
         staging.rename(layout)
     (layout / ".complete").write_text(f"{recipe.ref}\n")
+    for older in layout.parent.iterdir():  # one build per image name is kept
+        if older != layout and older.is_dir():
+            shutil.rmtree(older, ignore_errors=True)
     return Built(recipe, layout, digest, False, time.monotonic() - started)
+
+
+def _copy_layout(source: Path, dest: Path) -> None:
+    """An OCI layout to build on: blobs hard-linked (content-addressed, never rewritten), the rest copied."""
+    for f in sorted(source.rglob("*")):
+        target = dest / f.relative_to(source)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif f.name != ".complete":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if "blobs" in f.relative_to(source).parts:
+                os.link(f, target)
+            else:
+                shutil.copy2(f, target)
 
 
 def _link_tree(tree: Tree, dest: Path) -> None:
@@ -374,18 +400,26 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
     libs = [Entry(str(lib), lib.resolve()) for lib in shared_libraries(sos)]
     bb = Path(toolchain.DEBIAN_PACKAGES["busybox-static"].provides)
     rel_site = str(site.relative_to(venv))
-    return Recipe(
-        f"docker.io/tensorflow/serving:{app_version}",
+    base = Recipe(
+        f"docker.io/tensorflow/serving-base:{app_version}",
         (
             Tree(str(prefix), prefix, exclude=("__pycache__",)),
-            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__")),
-            Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", package, exclude=("__pycache__",)),
+            Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__", ".installed")),
             *libs,
             Entry("/bin/busybox", bb),
             Entry("/bin/sh", link="busybox"),
+            *passwd_files(work),
+        ),
+        env=("PATH=/usr/local/bin:/usr/bin:/bin",),
+        labels=_labels("interpreter, virtualenv and libraries under the tfsctl serve drop-in"),
+    )
+    # tfsctl itself is the top layer: a code change rebuilds (and the node pulls) only that
+    return Recipe(
+        f"docker.io/tensorflow/serving:{app_version}",
+        (
+            Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", package, exclude=("__pycache__",)),
             Entry("/usr/bin/tensorflow_model_server", work / "tensorflow_model_server"),
             Entry("/usr/bin/tf_serving_entrypoint.sh", work / "tf_serving_entrypoint.sh"),
-            *passwd_files(work),
         ),
         entrypoint=("/usr/bin/tf_serving_entrypoint.sh",),
         env=("PATH=/usr/local/bin:/usr/bin:/bin", "MODEL_BASE_PATH=/models", "MODEL_NAME=model"),
@@ -393,4 +427,5 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
             f"local drop-in for tensorflow/serving:{app_version}: /usr/bin/tensorflow_model_server "
             "is `tfsctl serve`, not TensorFlow Serving"
         ),
+        base=base,
     )

@@ -196,6 +196,7 @@ class RealNodes:
             t0 = time.monotonic()
             self._push_images()
             self.timings["images"] = time.monotonic() - t0
+            self._push_chart()
             dns_ip = self._apply_coredns()
             t0 = time.monotonic()
             for node in self.plan.nodes:
@@ -281,6 +282,27 @@ class RealNodes:
                 f"image {recipe.ref}: {how} (sha256:{built.digest[:12]}), "
                 f"pushed in {time.monotonic() - t0:.1f}s"
             )
+
+    @property
+    def chart_repository(self) -> str:
+        """Where the chart is pushed: ``helm install oci://<this>/tensorflow-serving --plain-http``."""
+        return f"oci://{self.plan.registry}/charts"
+
+    def _push_chart(self) -> None:
+        """``helm package`` + ``helm push`` the chart, so it is installed from a registry as users do."""
+        import tempfile
+
+        from tfsctl import paths, toolchain
+
+        helm = str(toolchain.binary("helm"))
+        with tempfile.TemporaryDirectory(prefix="tfsctl-chart-") as tmp:
+            out = _run([helm, "package", str(paths.CHART_DIR), "-d", tmp], "helm package")
+            tgz = out.stdout.strip().rsplit(": ", 1)[-1]
+            _run(
+                [helm, "push", tgz, self.chart_repository, "--plain-http"],
+                f"helm push to {self.chart_repository}",
+            )
+        self._say(f"chart: pushed to {self.chart_repository}/tensorflow-serving")
 
     def _kubectl(self, *args: str, stdin: str | None = None, timeout: float = 60.0) -> str:
         cmd = [str(self.binaries.kubectl), "--kubeconfig", str(self.admin_kubeconfig), *args]
