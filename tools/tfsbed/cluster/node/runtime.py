@@ -292,7 +292,8 @@ class RealNodes:
         """``helm package`` + ``helm push`` the chart, so it is installed from a registry as users do."""
         import tempfile
 
-        from tfsctl import paths, toolchain
+        from tfsbed import toolchain
+        from tfsctl import paths
 
         helm = str(toolchain.binary("helm"))
         with tempfile.TemporaryDirectory(prefix="tfsctl-chart-") as tmp:
