@@ -24,7 +24,7 @@ import pytest
 from support.cluster_capabilities import SKIP_PREFIX
 from tfsbed.cluster import PROCESS_NODE_NAME
 from tfsbed.cluster import spec as cspec
-from tfsbed.cluster.local import port_in_use
+from tfsbed.cluster.procs import port_in_use
 from tfsctl import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tfsbed.cluster import spec as cspec
-from tfsbed.cluster.local import LocalCluster, port_in_use
+from tfsbed.cluster.local import LocalCluster
+from tfsbed.cluster.procs import port_in_use
 from tfsctl.errors import Unavailable
 
 

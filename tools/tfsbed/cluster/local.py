@@ -14,14 +14,12 @@ State lives under ``.tools/cluster/`` (kwokctl's workdir, the agent's state,
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from tfsbed import toolchain
+from tfsbed.cluster import procs
 from tfsbed.cluster import spec as cspec
 from tfsctl import paths
 from tfsctl.errors import Conflict, Timeout, ToolkitError, Unavailable
@@ -86,49 +85,6 @@ class UpResult:
     created: bool
     seconds: float
     steps: dict[str, float] = field(default_factory=dict)
-
-
-def _pid_alive(pid: int, needle: str) -> bool:
-    """True when ``pid`` runs and its command line mentions ``needle`` (guards against pid reuse)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return needle in " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _port_owner(port: int) -> str:
-    import psutil
-
-    with contextlib.suppress(psutil.Error, OSError):
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                with contextlib.suppress(psutil.Error):
-                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-                return f"pid {conn.pid}"
-    return "another process"
-
-
-def port_in_use(port: int) -> bool:
-    """True when something listens on ``port`` (any address); TIME_WAIT leftovers do not count."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
 
 
 def _kwokctl_error(output: str) -> str:
@@ -329,13 +285,13 @@ class LocalCluster:
     def component_states(self) -> list[ComponentState]:
         states = []
         for name in cspec.CONTROL_PLANE:
-            pid = _read_pid(self.workdir / "pids" / f"{name}.pid")
-            running = pid is not None and _pid_alive(pid, str(self.workdir))
+            pid = procs.read_pid(self.workdir / "pids" / f"{name}.pid")
+            running = pid is not None and procs.pid_alive(pid, str(self.workdir))
             detail = "" if running else self._log_tail(self.workdir / "logs" / f"{name}.log")
             states.append(ComponentState(name, running, pid if running else None, detail))
         if self.with_agent and self.agent_available():
-            pid = _read_pid(self.agent_pid_file)
-            running = pid is not None and _pid_alive(pid, AGENT_MODULE)
+            pid = procs.read_pid(self.agent_pid_file)
+            running = pid is not None and procs.pid_alive(pid, AGENT_MODULE)
             detail = "" if running else self._log_tail(self.agent_log)
             states.append(ComponentState("process-node-agent", running, pid if running else None, detail))
         real = self.real_nodes()
@@ -513,9 +469,9 @@ class LocalCluster:
 
             ports["the local registry"] = self.spec.ports.base + REGISTRY_PORT_OFFSET
         for component, port in ports.items():
-            if port_in_use(port):
+            if procs.port_in_use(port):
                 raise Conflict(
-                    f"port {port} for {component} is already in use by {_port_owner(port)}: stop it, or "
+                    f"port {port} for {component} is already in use by {procs.port_owner(port)}: stop it, or "
                     f"pick another port range with `tfsctl cluster up --port-base N` "
                     f"(now {self.spec.ports.base})"
                 )
@@ -578,10 +534,10 @@ class LocalCluster:
         for c in states:
             if not c.running and c.name in self.spec.ports.by_component:
                 port = self.spec.ports.by_component[c.name]
-                if port_in_use(port):
+                if procs.port_in_use(port):
                     raise Conflict(
                         f"a stale cluster from an earlier run is in {self.workdir} and port {port} "
-                        f"({c.name}) is held by {_port_owner(port)}: run `tfsctl cluster down` and retry"
+                        f"({c.name}) is held by {procs.port_owner(port)}: run `tfsctl cluster down` and retry"
                     )
         try:
             self._kwokctl(binaries, "start", "cluster", timeout=180)
@@ -731,8 +687,8 @@ class LocalCluster:
     # -- process node --------------------------------------------------------------------------
 
     def agent_running(self) -> int | None:
-        pid = _read_pid(self.agent_pid_file)
-        return pid if pid is not None and _pid_alive(pid, AGENT_MODULE) else None
+        pid = procs.read_pid(self.agent_pid_file)
+        return pid if pid is not None and procs.pid_alive(pid, AGENT_MODULE) else None
 
     def _ensure_agent(self, deadline: float) -> bool:
         """Start the node agent unless it runs; wait until its node is Ready. True if started here."""
@@ -747,10 +703,10 @@ class LocalCluster:
         node = nodes[0].name
         started = False
         if self.agent_running() is None:
-            if port_in_use(self.agent_metrics_port):
+            if procs.port_in_use(self.agent_metrics_port):
                 raise Conflict(
                     f"port {self.agent_metrics_port} for the process-node agent is in use by "
-                    f"{_port_owner(self.agent_metrics_port)}: stop it or use `--port-base`"
+                    f"{procs.port_owner(self.agent_metrics_port)}: stop it or use `--port-base`"
                 )
             self._start_agent(node)
             started = True

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from tfsbed.cluster import procs
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import images, pki
 from tfsctl.errors import Conflict, Timeout, Unavailable
@@ -69,13 +70,6 @@ def _alive(pid: int | None) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _tail(path: Path) -> str:
@@ -151,12 +145,12 @@ class RealNodes:
         if not self.plan.nodes:
             return out
         rlog = self.registry_dir / "registry.log"
-        pid = _read_pid(self.registry_dir / "registry.pid")
+        pid = procs.read_pid(self.registry_dir / "registry.pid")
         out.append(Component("registry", _alive(pid), pid if _alive(pid) else None, rlog))
         for node in self.plan.nodes:
             d = self.dirs(node)
             for name in COMPONENTS:
-                pid = _read_pid(d.pids / f"{name}.pid")
+                pid = procs.read_pid(d.pids / f"{name}.pid")
                 up = _alive(pid)
                 out.append(Component(f"{node.name}/{name}", up, pid if up else None, d.logs / f"{name}.log"))
         for c in out:
@@ -212,12 +206,11 @@ class RealNodes:
             raise
 
     def _check_ports(self) -> None:
-        from tfsbed.cluster.local import _port_owner, port_in_use
 
         port = self.plan.port_base + nconfig.REGISTRY_PORT_OFFSET
-        if port_in_use(port):
+        if procs.port_in_use(port):
             raise Conflict(
-                f"port {port} for the local registry is in use by {_port_owner(port)}: "
+                f"port {port} for the local registry is in use by {procs.port_owner(port)}: "
                 "stop it or use `--port-base`"
             )
 
@@ -452,7 +445,7 @@ class RealNodes:
         return proc.pid
 
     def _enter(self, dirs: nconfig.NodeDirs) -> list[str]:
-        holder = _read_pid(dirs.pids / "holder.pid")
+        holder = procs.read_pid(dirs.pids / "holder.pid")
         return ["nsenter", "-t", str(holder), "-m", "-n", "--"]
 
     def _start_node(self, node: nconfig.RealNode, dns_ip: str) -> None:
@@ -488,7 +481,7 @@ class RealNodes:
             "containerd",
             [*self._enter(dirs), CONTAINERD, "--config", str(dirs.root / "containerd.toml")],
         )
-        holder = _read_pid(dirs.pids / "holder.pid")
+        holder = procs.read_pid(dirs.pids / "holder.pid")
         self._wait_file(Path(f"/proc/{holder}/root{dirs.containerd_socket}"), dirs, "containerd", 30)
         self._spawn(
             dirs,
@@ -514,7 +507,7 @@ class RealNodes:
     def _wait_file(self, path: Path, dirs: nconfig.NodeDirs, name: str, seconds: float) -> None:
         until = time.monotonic() + seconds
         while not path.exists():
-            pid = _read_pid(dirs.pids / f"{name}.pid")
+            pid = procs.read_pid(dirs.pids / f"{name}.pid")
             where = dirs.logs / f"{name}.log"
             if not _alive(pid):
                 raise Unavailable(
@@ -563,7 +556,7 @@ class RealNodes:
         stopped = [c.name for c in self.components() if c.running]
         for node in self.plan.nodes:
             self._stop_node(node)
-        pid = _read_pid(self.registry_dir / "registry.pid")
+        pid = procs.read_pid(self.registry_dir / "registry.pid")
         if _alive(pid):
             assert pid is not None
             _terminate(pid)
@@ -581,7 +574,7 @@ class RealNodes:
     def _stop_node(self, node: nconfig.RealNode) -> None:
         dirs = self.dirs(node)
         for name in ("kube-proxy", "kubelet", "containerd"):
-            pid = _read_pid(dirs.pids / f"{name}.pid")
+            pid = procs.read_pid(dirs.pids / f"{name}.pid")
             if _alive(pid):
                 assert pid is not None
                 _terminate(pid, timeout=10)
