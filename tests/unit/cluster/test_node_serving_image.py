@@ -21,6 +21,8 @@ def test_drop_in_has_the_chart_default_image_name_and_the_server_binary(tmp_path
     assert "PATH=/usr/local/bin:/usr/bin:/bin" in recipe.env
     server = (tmp_path / "tensorflow_model_server").read_text()
     assert "-m tfsctl serve" in server and "not TensorFlow Serving" in server
+    # `serve` is a tfsbed command: the image carries that package beside tfsctl
+    assert {p.rsplit("/", 1)[-1] for p in paths_in_image if "/site-packages/" in p} >= {"tfsctl", "tfsbed"}
     assert "not TensorFlow Serving" in recipe.labels[images.LABEL_DESCRIPTION]
     # the libraries its interpreter and extension modules load come along (ldd runs once here)
     assert recipe.base is not None and recipe.base.tag == recipe.tag

@@ -385,12 +385,15 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
     """
     import sys
 
+    import tfsbed
     import tfsctl
 
     prefix = Path(sys.base_prefix)
     venv = Path(sys.prefix)
     site = next(venv.glob("lib/python3*/site-packages"))
     package = Path(tfsctl.__file__).parent
+    # `tfsctl serve` is a tfsbed command (its dist-info in the base registers it)
+    bed = Path(tfsbed.__file__).parent
     work.mkdir(parents=True, exist_ok=True)
     (work / "tensorflow_model_server").write_text(SERVER_SCRIPT)
     (work / "tf_serving_entrypoint.sh").write_text(ENTRYPOINT_SCRIPT)
@@ -413,11 +416,12 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
         env=("PATH=/usr/local/bin:/usr/bin:/bin",),
         labels=_labels("interpreter, virtualenv and libraries under the tfsctl serve drop-in"),
     )
-    # tfsctl itself is the top layer: a code change rebuilds (and the node pulls) only that
+    # tfsctl and tfsbed themselves are the top layer: a code change rebuilds (and the node pulls) only that
     return Recipe(
         f"docker.io/tensorflow/serving:{app_version}",
         (
             Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", package, exclude=("__pycache__",)),
+            Tree(f"{SERVING_VENV}/{rel_site}/tfsbed", bed, exclude=("__pycache__",)),
             Entry("/usr/bin/tensorflow_model_server", work / "tensorflow_model_server"),
             Entry("/usr/bin/tf_serving_entrypoint.sh", work / "tf_serving_entrypoint.sh"),
         ),
