@@ -9,16 +9,15 @@ Kubernetes-mode promotion path that the cluster e2e tests run with the real pods
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.canary_fleet import MemoryStore
 from tfsbed.serve.core import ServerCore
 from tfsctl.errors import Conflict, PromotionRejected
-from tfsctl.release.history import PromotionRecord
 from tfsctl.release.promote import Promoter, PromotionRequest
 from tfsctl.release.replicas import FleetClient, Replica
 from tfsctl.serving.client import Endpoint, VersionStatus, error_for
@@ -70,48 +69,6 @@ class CoreClient:
         pass
 
 
-class KubeLikeStore:
-    """A ConfigStore shaped like ``ReleaseStore``: in memory, not strict, no repository listing."""
-
-    strict = False
-    settle_seconds = 0.0
-
-    def __init__(self, config: ServerConfig, replicas: list[Replica]) -> None:
-        self.config = config
-        self._replicas = replicas
-        self.writes: list[str] = []
-        self.history: list[PromotionRecord] = []
-
-    def describe(self) -> str:
-        return "serving/tfs"
-
-    def read(self) -> ServerConfig:
-        return self.config
-
-    def write(self, config: ServerConfig, reason: str) -> ServerConfig:
-        self.config = config
-        self.writes.append(reason)
-        return config
-
-    def replicas(self) -> list[Replica]:
-        return list(self._replicas)
-
-    def repository_versions(self, model: str) -> list[int] | None:
-        return None
-
-    def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def read_history(self) -> list[PromotionRecord]:
-        return list(self.history)
-
-    def append_history(self, record: PromotionRecord) -> None:
-        self.history.append(record)
-
-    def revision(self) -> int | None:
-        return len(self.writes)
-
-
 def _repository(tmp_path: Path) -> Path:
     for version in (1, 2, 3):
         (tmp_path / "fashion" / str(version)).mkdir(parents=True)
@@ -140,7 +97,7 @@ class Fleet:
             endpoint = Endpoint(f"10.0.0.{i + 1}")
             self.clients[endpoint] = CoreClient(core)
             self.replicas.append(Replica(f"tfs-{i}", endpoint, node="process"))
-        self.store = KubeLikeStore(self.config, self.replicas)
+        self.store = MemoryStore(self.config, self.replicas)
         self.fleet = FleetClient(client_factory=lambda endpoint, timeout: self.clients[endpoint])  # type: ignore[arg-type,return-value]
 
     def promoter(self) -> Promoter:
