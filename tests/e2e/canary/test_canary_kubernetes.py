@@ -36,7 +36,7 @@ from support.release_cluster import (
     tfsctl_background,
 )
 from tfsbed.canary_models import BROKEN, MODEL, SAME, SHIFTED, SLOW, canary_models_dir
-from tfsctl import paths
+from tfsctl import kubestate, paths
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.config import ServerConfig
 
@@ -48,7 +48,7 @@ pytestmark = [
 
 RELEASE = "tfs"
 FULL = "tfs-tensorflow-serving"
-SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
+SELECTOR = kubestate.server_selector(RELEASE)
 SPEC = {
     "bakeSeconds": 6,
     "intervalSeconds": 1,
@@ -74,12 +74,7 @@ class Release:
 
     def ready_pods(self) -> list[Any]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=SELECTOR).items
-        return [
-            p
-            for p in pods
-            if p.metadata.deletion_timestamp is None
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-        ]
+        return [p for p in pods if kubestate.is_ready(p) and not kubestate.is_terminating(p)]
 
     def config(self) -> ServerConfig:
         cm = self.core.read_namespaced_config_map(f"{FULL}-config", self.namespace)

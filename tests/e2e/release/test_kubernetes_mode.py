@@ -30,7 +30,7 @@ from support.release_cluster import (
     tfsctl,
     tfsctl_background,
 )
-from tfsctl import paths
+from tfsctl import kubestate, paths
 from tfsctl.serving.client import Endpoint, ServingClient
 from tfsctl.serving.config import ServerConfig
 
@@ -42,7 +42,7 @@ pytestmark = [
 
 RELEASE = "tfs"
 FULL = "tfs-tensorflow-serving"
-SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=server"
+SELECTOR = kubestate.server_selector(RELEASE)
 PRESET = paths.VALUES_DIR / "local.yaml"
 LIVE = {"START", "LOADING", "AVAILABLE"}
 
@@ -59,12 +59,7 @@ class Release:
 
     def ready_pods(self) -> list[Any]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=SELECTOR).items
-        return [
-            p
-            for p in pods
-            if p.metadata.deletion_timestamp is None
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-        ]
+        return [p for p in pods if kubestate.is_ready(p) and not kubestate.is_terminating(p)]
 
     def all_pods(self) -> list[Any]:
         return list(self.core.list_namespaced_pod(self.namespace, label_selector=SELECTOR).items)

@@ -33,7 +33,7 @@ import yaml
 from tfsbed import toolchain
 from tfsbed.cluster import procs
 from tfsbed.cluster import spec as cspec
-from tfsctl import paths
+from tfsctl import kubestate, paths
 from tfsctl.errors import Conflict, Timeout, ToolkitError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ class LocalCluster:
             return out
         for node in nodes:
             labels = node.metadata.labels or {}
-            ready = any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+            ready = kubestate.is_ready(node)
             ns = wanted.get(node.metadata.name)
             provider = ns.provider if ns else "external"
             out.append(NodeState(node.metadata.name, labels.get(cspec.NODE_TYPE_LABEL, ""), provider, ready))
@@ -653,8 +653,7 @@ class LocalCluster:
             for name in sorted(pending):
                 with contextlib.suppress(Exception):
                     node = core.read_node(name, _request_timeout=5)
-                    conds = node.status.conditions or []
-                    if any(c.type == "Ready" and c.status == "True" for c in conds):
+                    if kubestate.is_ready(node):
                         pending.discard(name)
             if not pending:
                 return
