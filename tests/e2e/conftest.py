@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from support.cluster_capabilities import probe
-from support.cluster_helpers import Cluster, wait_for
+from support.cluster_helpers import Cluster, RealNode, wait_for
 from tfsctl import paths
 
 RESTRICTED = {
@@ -69,7 +69,10 @@ def cluster() -> Iterator[Cluster]:
     def progress(line: str) -> None:
         print(f"cluster: {line}", file=sys.stderr, flush=True)
 
-    local = LocalCluster(progress=progress)
+    from tfsbed.cluster import spec as cspec
+
+    # one real node (upstream kubelet + containerd) beside the kwok nodes and the process node
+    local = LocalCluster(cspec.ClusterSpec(real_nodes=1), progress=progress)
     before = local.status().state
     try:
         local.up(timeout=300)
@@ -113,6 +116,12 @@ def requires_kwok_usage(cluster: Cluster) -> None:
 def requires_local_loadbalancer(cluster: Cluster) -> None:
     """LoadBalancer Services get a 127.0.100.N address reachable from the host."""
     cluster.require_local_loadbalancer()
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> RealNode:
+    """The real node (upstream kubelet + containerd): where pods run as they do on a user's node."""
+    return RealNode(cluster.require_real_node())
 
 
 @pytest.fixture()

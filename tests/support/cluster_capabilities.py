@@ -41,6 +41,7 @@ class Capabilities:
     kwok_nodes: bool = False  # Ready nodes simulated by kwok
     usage_crds: bool = False  # kwok's ResourceUsage / ClusterResourceUsage served
     metrics_api: bool = False  # metrics.k8s.io Available
+    real_nodes: tuple[str, ...] = ()  # Ready nodes labelled node.tfsctl.dev/type=real (kubelet + containerd)
 
     @property
     def kwok_usage(self) -> bool:
@@ -72,6 +73,7 @@ def probe(api: Any) -> Capabilities:
     ready_types: set[str] = set()
     real_types: set[str] = set()
     process_node = kwok_nodes = False
+    real_nodes: list[str] = []
     nodes: list[Any] = client.CoreV1Api(api).list_node().items
     for node in nodes:
         labels = node.metadata.labels or {}
@@ -82,6 +84,8 @@ def probe(api: Any) -> Capabilities:
         ready_types.add(kind)
         if NODE_TYPE_LABEL in labels:
             labelled.add(labels[NODE_TYPE_LABEL])
+            if labels[NODE_TYPE_LABEL] == "real":
+                real_nodes.append(node.metadata.name)
         if node.metadata.name == PROCESS_NODE_NAME:
             process_node = True
         if KWOK_NODE_ANNOTATION in (node.metadata.annotations or {}):
@@ -110,6 +114,7 @@ def probe(api: Any) -> Capabilities:
         kwok_nodes=kwok_nodes,
         usage_crds=usage_crds,
         metrics_api=metrics_api,
+        real_nodes=tuple(sorted(real_nodes)),
     )
 
 
@@ -140,6 +145,18 @@ def require_local_loadbalancer(caps: Capabilities, local: bool) -> None:
         f"the local LoadBalancer (served by the process node {PROCESS_NODE_NAME})",
         "run `tfsctl cluster up` without --no-process-node",
     )
+
+
+def require_real_node(caps: Capabilities, local: bool) -> str:
+    """The first real node's name (upstream kubelet + containerd, pods from the local registry)."""
+    require(
+        local,
+        bool(caps.real_nodes),
+        f"a Ready real node (labelled {NODE_TYPE_LABEL}=real)",
+        "run `tfsctl cluster up --real-nodes 1` (as root); its components' logs are under "
+        ".tools/cluster/nodes/",
+    )
+    return caps.real_nodes[0]
 
 
 def require_kwok_usage(caps: Capabilities, local: bool) -> None:

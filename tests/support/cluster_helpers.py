@@ -65,6 +65,9 @@ class Cluster:
     def require_local_loadbalancer(self) -> None:
         caps.require_local_loadbalancer(self.capabilities, self.local)
 
+    def require_real_node(self) -> str:
+        return caps.require_real_node(self.capabilities, self.local)
+
     def require_kwok_usage(self) -> None:
         caps.require_kwok_usage(self.capabilities, self.local)
 
@@ -209,3 +212,26 @@ def simulated_cloud_lb(cluster: Cluster, namespace: str, interval: float = 1.0) 
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class RealNode:
+    """The real node the ``real_node`` fixture found; ``placement`` pins a pod spec to it."""
+
+    name: str
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        """nodeSelector, toleration of the real node's taint, and a short grace period (pod spec keys)."""
+        from tfsbed.cluster.node import config as nconfig
+
+        return {
+            "nodeSelector": {"kubernetes.io/hostname": self.name},
+            "tolerations": [{"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 1,
+        }
+
+    def values(self) -> dict[str, Any]:
+        """Chart values that put a release's pods on this node."""
+        p = self.placement
+        return {"nodeSelector": p["nodeSelector"], "tolerations": p["tolerations"]}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from tfsbed.cluster import procs
+from tfsbed.cluster import addons, procs
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import images, pki
 from tfsctl.errors import Conflict, Timeout, Unavailable
@@ -200,6 +200,7 @@ class RealNodes:
             t0 = time.monotonic()
             self._wait_coredns(deadline)
             self.timings["coredns"] = time.monotonic() - t0
+            self._install_addons(deadline)
         except BaseException:
             self._say("real nodes: start failed, removing what was started")
             self.down()
@@ -265,6 +266,8 @@ class RealNodes:
         recipes.append(
             images.serving_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
         )
+        for addon in addons.ADDONS:
+            recipes.extend(addon.recipes())
         for recipe in recipes:
             built = images.build(recipe)
             how = "cached" if built.cached else f"built in {built.seconds:.1f}s"
@@ -315,6 +318,26 @@ class RealNodes:
         )
         self._say(f"coredns: Service kube-system/kube-dns at {ip}")
         return ip.strip()
+
+    def _addon_context(self) -> addons.Context:
+        return addons.Context(plan=self.plan, server=self.server, kubectl=self._kubectl, say=self._say)
+
+    def _install_addons(self, deadline: float) -> None:
+        ctx = self._addon_context()
+        for addon in addons.ADDONS:
+            t0 = time.monotonic()
+            docs = addon.manifests(ctx)
+            self._kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                "-",
+                stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+            )
+            addon.wait(ctx, deadline)
+            self.timings[f"addon:{addon.name}"] = time.monotonic() - t0
+            self._say(f"{addon.name}: available")
 
     def _wait_coredns(self, deadline: float) -> None:
         left = max(5, int(deadline - time.monotonic()))

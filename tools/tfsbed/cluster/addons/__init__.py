@@ -1,0 +1,55 @@
+"""Cluster add-ons: upstream components that run as pods on the real nodes.
+
+An add-on is what a managed cluster ships beside its nodes (a load-balancer
+controller, an Ingress controller, a metrics pipeline). Each one lives in a module
+of this package and is listed in :data:`ADDONS`, in the order ``cluster up``
+installs them. ``up`` builds and pushes each add-on's images with the node images,
+applies its objects once the nodes are Ready, then waits for it; a failure in any
+step removes the real nodes as a node failure does.
+
+An add-on's module keeps its manifests pure (data from :class:`Context`) and does
+its I/O only through the context it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tfsbed.cluster.node import config as nconfig
+from tfsbed.cluster.node import images
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an add-on may know of the cluster it is installed on, and its only I/O."""
+
+    plan: nconfig.Plan
+    # https://host:port of the apiserver as the nodes reach it
+    server: str
+    # kubectl against the cluster (admin); raises tfsctl.errors.Unavailable on failure
+    kubectl: Callable[..., str]
+    say: Callable[[str], None]
+
+
+class Addon(Protocol):
+    """One add-on; ``name`` is how ``cluster up`` and ``cluster status`` call it."""
+
+    name: str
+
+    def recipes(self) -> list[images.Recipe]:
+        """The images it runs (built here, cached by content, pushed to the local registry)."""
+        ...
+
+    def manifests(self, ctx: Context) -> list[dict[str, Any]]:
+        """Every object it needs, applied with ``kubectl apply`` (server-side, idempotent)."""
+        ...
+
+    def wait(self, ctx: Context, deadline: float) -> None:
+        """Return once it serves; raise tfsctl.errors.Timeout naming what is not ready."""
+        ...
+
+
+# In install order. Each add-on module appends itself here with one line.
+ADDONS: list[Addon] = []
