@@ -185,6 +185,7 @@ DEBIAN_PACKAGES: dict[str, DebianPackage] = {
         DebianPackage("umoci", "/usr/bin/umoci"),
         DebianPackage("skopeo", "/usr/bin/skopeo"),
         DebianPackage("iptables", "/usr/sbin/iptables"),
+        DebianPackage("nftables", "/usr/sbin/nft"),
         DebianPackage("conntrack", "/usr/sbin/conntrack"),
         DebianPackage("gcc", "/usr/bin/gcc"),
     )

@@ -99,3 +99,29 @@ def test_missing_debian_packages_are_named_with_the_command_that_installs_them(
     assert toolchain.missing_debian(["containerd"]) == ["containerd"]
     with pytest.raises(toolchain.ToolchainError, match=r"missing: containerd.*apt-get install -y containerd"):
         toolchain.ensure_debian(["containerd"])
+
+
+def test_the_real_nodes_images_are_built_before_the_start_timeout_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first image build takes minutes; like the tools' build it must not eat ``up``'s timeout."""
+    import contextlib
+
+    lc = LocalCluster(cspec.ClusterSpec(real_nodes=1), state_dir=tmp_path / "s", kubeconfig=tmp_path / "k")
+    calls: list[str] = []
+
+    class SlowImages:
+        def build_images(self) -> list:
+            calls.append("build images")
+            return []
+
+    def locked(timeout: float) -> contextlib.AbstractContextManager[None]:
+        calls.append(f"start clock ({timeout:g}s)")
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(lc, "ensure_binaries", lambda: calls.append("build tools"))
+    monkeypatch.setattr(lc, "_real_nodes", lambda: SlowImages())
+    monkeypatch.setattr(lc, "_locked", locked)
+    monkeypatch.setattr(lc, "_up", lambda timeout, binaries, tools_s: calls.append(f"start ({timeout:g}s)"))
+    lc.up(timeout=30)
+    assert calls == ["build tools", "build images", "start clock (30s)", "start (30s)"]

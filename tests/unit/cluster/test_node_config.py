@@ -144,6 +144,13 @@ def test_kube_proxy_runs_iptables_mode_and_leaves_host_conntrack_alone() -> None
     assert cfg["hostnameOverride"] == node.name
 
 
+def test_kube_proxy_takes_nftables_mode_and_refuses_a_mode_this_kernel_lacks() -> None:
+    node = nconfig.plan(30400, 1).nodes[0]
+    assert nconfig.kube_proxy_config(node, Path("/kp"), "10.176.0.0/16", "nftables")["mode"] == "nftables"
+    with pytest.raises(ValueError, match="'ipvs'"):
+        nconfig.kube_proxy_config(node, Path("/kp"), "10.176.0.0/16", "ipvs")
+
+
 def test_cni_network_allocates_from_the_node_range_into_node_state() -> None:
     node = nconfig.plan(30400, 2).nodes[1]
     doc = json.loads(nconfig.cni_conflist(node, DIRS))

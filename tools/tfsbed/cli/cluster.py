@@ -27,6 +27,7 @@ class ClusterOptions:
     kubeconfig: Path
     with_agent: bool = True
     real_nodes: int = 0
+    proxy_mode: str = "iptables"
 
 
 def _progress(line: str) -> None:
@@ -44,7 +45,7 @@ def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
     if not 0 <= opts.real_nodes <= 8:
         raise InvalidInput(f"--real-nodes: {opts.real_nodes} must be between 0 and 8")
     return local.LocalCluster(
-        spec.ClusterSpec(ports=ports, real_nodes=opts.real_nodes),
+        spec.ClusterSpec(ports=ports, real_nodes=opts.real_nodes, proxy_mode=opts.proxy_mode),
         state_dir=opts.state_dir,
         kubeconfig=opts.kubeconfig,
         progress=None if quiet else _progress,
@@ -84,13 +85,19 @@ def _opts(
     kubeconfig: Path | None,
     with_agent: bool = True,
     real_nodes: int = 0,
+    proxy_mode: str = "iptables",
 ) -> ClusterOptions:
     from tfsbed.cluster.local import STATE_DIR
 
     if kubeconfig is None:
         kubeconfig = paths.LOCAL_KUBECONFIG if state_dir is None else state_dir / "kubeconfig"
     return ClusterOptions(
-        port_base, (state_dir or STATE_DIR).absolute(), kubeconfig.absolute(), with_agent, real_nodes
+        port_base,
+        (state_dir or STATE_DIR).absolute(),
+        kubeconfig.absolute(),
+        with_agent,
+        real_nodes,
+        proxy_mode,
     )
 
 
@@ -134,6 +141,13 @@ def cluster() -> None:
     envvar="TFSCTL_CLUSTER_REAL_NODES",
     help="Real worker nodes (containerd + kubelet + kube-proxy, as root) beside the kwok nodes.",
 )
+@click.option(
+    "--proxy-mode",
+    type=click.Choice(["iptables", "nftables"]),
+    default="iptables",
+    show_default=True,
+    help="kube-proxy's mode on the real nodes.",
+)
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def up(
     port_base: int,
@@ -142,10 +156,11 @@ def up(
     timeout: float,
     no_process_node: bool,
     real_nodes: int,
+    proxy_mode: str,
     output: str,
 ) -> None:
     """Build (first time) and start the cluster, or reuse the running one; writes .tools/kubeconfig."""
-    opts = _opts(port_base, state_dir, kubeconfig, not no_process_node, real_nodes)
+    opts = _opts(port_base, state_dir, kubeconfig, not no_process_node, real_nodes, proxy_mode)
     result = _cluster(opts).up(timeout=timeout)
     data = result.status.to_dict()
     if output == "json":

@@ -127,6 +127,7 @@ class LocalCluster:
         self.with_agent = with_agent
         self._progress = progress
         self._node_binaries: Any = None
+        self._real: Any = None
 
     # -- locations ---------------------------------------------------------------------------
 
@@ -216,6 +217,12 @@ class LocalCluster:
         except (OSError, ValueError, KeyError):
             return leftover_count(self.spec.ports.base)
 
+    def _real_nodes(self) -> Any:
+        """The real nodes' adapter, kept for this object's life (its built images with it)."""
+        if self._real is None:
+            self._real = self.real_nodes()
+        return self._real
+
     def real_nodes(self) -> Any:
         """The adapter of the real nodes, or None when there are none."""
         from tfsbed.cluster.node import config as nconfig
@@ -242,10 +249,11 @@ class LocalCluster:
             admin_kubeconfig=self.kubeconfig,
             binaries=bins,
             progress=self._progress,
+            proxy_mode=self.spec.proxy_mode,
         )
 
     def _up_real_nodes(self, deadline: float) -> dict[str, float]:
-        real = self.real_nodes()
+        real = self._real_nodes()
         if real is None:
             return {}
         real.up(deadline)
@@ -410,12 +418,16 @@ class LocalCluster:
     def up(self, timeout: float = 240.0) -> UpResult:
         """Bring the cluster up, reusing a healthy one.
 
-        The first build of the pinned tools can take many minutes on a fresh machine; it
-        reports its own progress and time and is not covered by ``timeout``, which bounds
-        only the start itself (lock, control plane, nodes, metrics API).
+        The first build of the pinned tools, and of the real nodes' images, can take many
+        minutes on a fresh machine; it reports its own progress and time and is not covered
+        by ``timeout``, which bounds only the start itself (lock, control plane, nodes,
+        metrics API).
         """
         built = time.monotonic()
         binaries = self.ensure_binaries()
+        if self.spec.real_nodes:
+            self._say("real nodes: building their images (cached by content)")
+            self._real_nodes().build_images()
         tools_s = time.monotonic() - built
         with self._locked(timeout):
             return self._up(timeout, binaries, tools_s)

@@ -209,6 +209,8 @@ class ClusterSpec:
     admission_plugins: tuple[str, ...] = ("ExtendedResourceToleration",)
     # Real nodes (containerd + kubelet + kube-proxy, :mod:`tfsbed.cluster.node`); opt-in for now.
     real_nodes: int = 0
+    # kube-proxy's mode on the real nodes: iptables or nftables (node.config.PROXY_MODES).
+    proxy_mode: str = "iptables"
 
     def kwok_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "kwok")

@@ -333,12 +333,25 @@ def kubelet_args(node: RealNode, config: Path, kubeconfig_path: Path) -> list[st
     ]
 
 
-def kube_proxy_config(node: RealNode, kubeconfig_path: Path, pods: str) -> dict[str, Any]:
-    """``KubeProxyConfiguration`` (iptables mode) that leaves machine-wide conntrack sysctls alone."""
+# kube-proxy's modes that this kernel has (no IPVS modules here).
+PROXY_MODES = ("iptables", "nftables")
+
+
+def kube_proxy_config(
+    node: RealNode, kubeconfig_path: Path, pods: str, mode: str = "iptables"
+) -> dict[str, Any]:
+    """``KubeProxyConfiguration`` that leaves machine-wide conntrack sysctls alone.
+
+    ``mode``: ``iptables`` (the default of kube-proxy and most clusters) or ``nftables``
+    (GA in Kubernetes 1.33; needs the ``nft`` binary, Debian's ``nftables``). The rules
+    live in the node's network namespace either way, and go with it on ``down``.
+    """
+    if mode not in PROXY_MODES:
+        raise ValueError(f"kube-proxy mode {mode!r}: expected one of {', '.join(PROXY_MODES)}")
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
-        "mode": "iptables",
+        "mode": mode,
         "clientConnection": {"kubeconfig": str(kubeconfig_path)},
         "hostnameOverride": node.name,
         "bindAddress": node.ip,

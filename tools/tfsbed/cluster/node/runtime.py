@@ -112,6 +112,7 @@ class RealNodes:
         admin_kubeconfig: Path,
         binaries: NodeBinaries,
         progress: Progress | None = None,
+        proxy_mode: str = "iptables",
     ) -> None:
         self.plan = plan
         self.root = state_dir / "nodes"
@@ -119,7 +120,9 @@ class RealNodes:
         self.apiserver_port = apiserver_port
         self.admin_kubeconfig = admin_kubeconfig
         self.binaries = binaries
+        self.proxy_mode = proxy_mode
         self._progress = progress
+        self._built: list[tuple[images.Recipe, images.Built]] | None = None
         self.timings: dict[str, float] = {}
 
     def _say(self, msg: str) -> None:
@@ -158,6 +161,13 @@ class RealNodes:
                 c.detail = _tail(c.log)
         return out
 
+    def running_proxy_mode(self) -> str:
+        """kube-proxy's mode on the running nodes (as ``up`` recorded it)."""
+        try:
+            return str(json.loads((self.root / "plan.json").read_text()).get("proxy_mode", "iptables"))
+        except (OSError, ValueError):
+            return "iptables"
+
     def started(self) -> bool:
         """Whether an earlier ``up`` left anything of ours (state, a namespace, the bridge)."""
         return (
@@ -172,6 +182,12 @@ class RealNodes:
             return
         comps = self.components()
         if comps and all(c.running for c in comps):
+            running = self.running_proxy_mode()
+            if running != self.proxy_mode:
+                raise Conflict(
+                    f"the real nodes run kube-proxy in {running} mode, not {self.proxy_mode}: "
+                    "`tfsctl cluster down` first to change --proxy-mode"
+                )
             self._say(f"real nodes: reusing {', '.join(n.name for n in self.plan.nodes)}")
             self._wait_ready(deadline)
             return
@@ -180,7 +196,8 @@ class RealNodes:
             self.down()
         self.root.mkdir(parents=True)
         # how many nodes there are, for `down` and `status` without --real-nodes
-        (self.root / "plan.json").write_text(json.dumps({"count": len(self.plan.nodes)}) + "\n")
+        plan = {"count": len(self.plan.nodes), "proxy_mode": self.proxy_mode}
+        (self.root / "plan.json").write_text(json.dumps(plan) + "\n")
         try:
             t0 = time.monotonic()
             self._check_ports()
@@ -261,15 +278,29 @@ class RealNodes:
             time.sleep(0.2)
         self._say(f"registry: serving on {self.plan.registry} (pid {proc.pid})")
 
-    def _push_images(self) -> None:
+    def _recipes(self) -> list[images.Recipe]:
         recipes = images.node_images(self.binaries.coredns)
         recipes.append(
             images.serving_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
         )
         for addon in addons.ADDONS:
             recipes.extend(addon.recipes())
-        for recipe in recipes:
-            built = images.build(recipe)
+        return recipes
+
+    def build_images(self) -> list[images.Built]:
+        """Build every image the nodes run, or find it cached (by content).
+
+        A first build takes minutes on a fresh machine (the drop-in's virtualenv); like the
+        tools' first build it comes before ``up``'s timeout starts, so callers run it first.
+        """
+        if self._built is None:
+            self._built = [(r, images.build(r)) for r in self._recipes()]
+        return [b for _, b in self._built]
+
+    def _push_images(self) -> None:
+        self.build_images()
+        assert self._built is not None
+        for recipe, built in self._built:
             how = "cached" if built.cached else f"built in {built.seconds:.1f}s"
             t0 = time.monotonic()
             images.push(built, self.plan.registry)
@@ -407,7 +438,9 @@ class RealNodes:
             (dirs.root / f"{name}.kubeconfig").write_text(yaml.safe_dump(doc))
         kcfg = nconfig.kubelet_config(node, dirs, ca, dns_ip)
         (dirs.root / "kubelet.yaml").write_text(yaml.safe_dump(kcfg))
-        pcfg = nconfig.kube_proxy_config(node, dirs.root / "kube-proxy.kubeconfig", str(self.plan.pods))
+        pcfg = nconfig.kube_proxy_config(
+            node, dirs.root / "kube-proxy.kubeconfig", str(self.plan.pods), self.proxy_mode
+        )
         (dirs.root / "kube-proxy.yaml").write_text(yaml.safe_dump(pcfg))
 
     def _make_cgroups(self, node: nconfig.RealNode) -> None:
