@@ -37,6 +37,7 @@ def _relabel(rules: list[dict], labels: dict[str, str]) -> dict[str, str] | None
     return out
 
 
+SERVER = "https://172.31.18.1:27443"
 POD = {
     "__address__": "10.130.0.7:8500",
     "__meta_kubernetes_namespace": "tfs",
@@ -49,14 +50,18 @@ POD = {
 
 
 def _job() -> dict:
-    (job,) = P.scrape_config()["scrape_configs"]
+    (job,) = P.scrape_config(SERVER)["scrape_configs"]
     return job
 
 
 def test_scrape_config_discovers_pods_through_kubernetes_sd_every_5s() -> None:
-    cfg = P.scrape_config()
+    cfg = P.scrape_config(SERVER)
     assert cfg["global"]["scrape_interval"] == "5s"
-    assert _job()["kubernetes_sd_configs"] == [{"role": "pod"}]
+    (sd,) = _job()["kubernetes_sd_configs"]
+    assert sd["role"] == "pod"
+    # the apiserver as pods reach it, verified under a name its certificate has
+    assert sd["api_server"] == SERVER and sd["tls_config"]["server_name"] == "localhost"
+    assert sd["authorization"]["credentials_file"].endswith("serviceaccount/token")
 
 
 def test_an_annotated_pod_is_scraped_at_its_annotated_port_and_path_with_namespace_and_pod() -> None:
@@ -100,7 +105,7 @@ def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
     """Differential: Prometheus' own checker reads the file the add-on ships."""
     promtool = toolchain.binary("promtool")  # built with Prometheus (the image's binary)
     path = tmp_path / "prometheus.yml"
-    path.write_text(yaml.safe_dump(P.scrape_config()))
+    path.write_text(yaml.safe_dump(P.scrape_config(SERVER)))
     done = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -131,7 +136,10 @@ def _objects() -> list[dict]:
     serving = pki.issue(
         _CA.cert_pem, _CA.key_pem, "adapter", client=False, server_names=P.adapter_dns_names()
     )
-    return [*P.prometheus_manifests(), *P.adapter_manifests(plan.nodes[0], _CA.cert_pem, serving)]
+    return [
+        *P.prometheus_manifests(SERVER),
+        *P.adapter_manifests(plan.nodes[0], SERVER, _CA.cert_pem, serving),
+    ]
 
 
 def _self_signed_ca() -> pki.Issued:
@@ -213,7 +221,7 @@ def test_prometheus_runs_on_the_real_node_with_its_config_and_discovery_rights()
     ]
     assert pod["containers"][0]["image"] == "docker.io/prom/prometheus:v3.16.0"
     cm = _kind(objs, "ConfigMap", "prometheus")
-    assert yaml.safe_load(cm["data"]["prometheus.yml"]) == P.scrape_config()
+    assert yaml.safe_load(cm["data"]["prometheus.yml"]) == P.scrape_config(SERVER)
     role = _kind(objs, "ClusterRole", "tfsctl:prometheus")
     assert any("pods" in r.get("resources", []) and "watch" in r["verbs"] for r in role["rules"])
 

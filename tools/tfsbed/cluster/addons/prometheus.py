@@ -87,15 +87,31 @@ _RESTRICTED_CONTAINER = {
 # -- configuration (pure) -----------------------------------------------------------------------
 
 
-def scrape_config() -> dict[str, Any]:
-    """``prometheus.yml``: every pod annotated ``prometheus.io/scrape: "true"``, found by pod discovery."""
+# The apiserver's certificate (kwokctl's) names the host, not the ``kubernetes`` Service IP, so
+# pods reach it at ``Context.server`` and verify it as this name (as CoreDNS does, config.py).
+APISERVER_TLS_NAME = "localhost"
+_SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def scrape_config(server: str) -> dict[str, Any]:
+    """``prometheus.yml``: every pod annotated ``prometheus.io/scrape: "true"``, found by pod discovery.
+
+    ``server`` is the apiserver as pods reach it (see :data:`APISERVER_TLS_NAME`).
+    """
     ann = "__meta_kubernetes_pod_annotation_prometheus_io_"
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
             {
                 "job_name": "kubernetes-pods",
-                "kubernetes_sd_configs": [{"role": "pod"}],
+                "kubernetes_sd_configs": [
+                    {
+                        "role": "pod",
+                        "api_server": server,
+                        "tls_config": {"ca_file": f"{_SA}/ca.crt", "server_name": APISERVER_TLS_NAME},
+                        "authorization": {"credentials_file": f"{_SA}/token"},
+                    }
+                ],
                 # Prometheus 3 refuses a scrape whose Content-Type it does not know unless told
                 # which format to assume; exporters answer text (TF Serving: `text/plain`)
                 "fallback_scrape_protocol": "PrometheusText0.0.4",
@@ -195,7 +211,7 @@ def _binding(
     }
 
 
-def prometheus_manifests() -> list[dict[str, Any]]:
+def prometheus_manifests(server: str) -> list[dict[str, Any]]:
     """ServiceAccount, RBAC for discovery, ConfigMap, Service and Deployment of Prometheus."""
     labels = {"app.kubernetes.io/name": PROMETHEUS}
     return [
@@ -218,7 +234,7 @@ def prometheus_manifests() -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(PROMETHEUS, PROMETHEUS),
-            "data": {"prometheus.yml": json.dumps(scrape_config(), indent=2)},
+            "data": {"prometheus.yml": json.dumps(scrape_config(server), indent=2)},
         },
         {
             "apiVersion": "v1",
@@ -282,7 +298,7 @@ def prometheus_manifests() -> list[dict[str, Any]]:
 
 
 def adapter_manifests(
-    node: nconfig.RealNode, ca_cert_pem: bytes, serving: pki.Issued
+    node: nconfig.RealNode, server: str, ca_cert_pem: bytes, serving: pki.Issued
 ) -> list[dict[str, Any]]:
     """prometheus-adapter on ``node``: RBAC, config, serving Secret, Service and the APIServices."""
     labels = {"app.kubernetes.io/name": ADAPTER}
@@ -363,7 +379,11 @@ def adapter_manifests(
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(ADAPTER, ADAPTER),
-            "data": {"config.yaml": json.dumps(adapter_rules(), indent=2)},
+            "data": {
+                "config.yaml": json.dumps(adapter_rules(), indent=2),
+                # its listers and delegated authn/authz, with the ServiceAccount token
+                "kubeconfig": json.dumps(nconfig.coredns_kubeconfig(server, APISERVER_TLS_NAME), indent=2),
+            },
         },
         {
             "apiVersion": "v1",
@@ -414,6 +434,9 @@ def adapter_manifests(
                                     f"--prometheus-url={PROMETHEUS_URL}",
                                     f"--metrics-relist-interval={RELIST_INTERVAL}",
                                     "--config=/etc/adapter/config.yaml",
+                                    "--lister-kubeconfig=/etc/adapter/kubeconfig",
+                                    "--authentication-kubeconfig=/etc/adapter/kubeconfig",
+                                    "--authorization-kubeconfig=/etc/adapter/kubeconfig",
                                     "--v=2",
                                 ],
                                 "ports": [{"name": "https", "containerPort": ADAPTER_PORT}],
@@ -491,7 +514,11 @@ class MetricsPipeline:
         if not ctx.plan.nodes:
             raise Unavailable("metrics-pipeline: runs on a real node (`cluster up --real-nodes 1`)")
         node = ctx.plan.nodes[0]
-        return [namespace, *prometheus_manifests(), *adapter_manifests(node, ctx.ca_cert, serving)]
+        return [
+            namespace,
+            *prometheus_manifests(ctx.server),
+            *adapter_manifests(node, ctx.server, ctx.ca_cert, serving),
+        ]
 
     def wait(self, ctx: Context, deadline: float) -> None:
         for name in (PROMETHEUS, ADAPTER):
