@@ -61,6 +61,8 @@ class GoTool:
     staging_version: str | None = None
     version_args: list[str] = field(default_factory=lambda: ["--version"])
     cgo: bool = False
+    # Go build tags (``-tags``), e.g. to leave out optional parts a module builds by default
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,30 @@ TOOLS: dict[str, Tool] = {
         {"coredns": "github.com/coredns/coredns"},
         ldflags=["-X github.com/coredns/coredns/coremain.GitCommit=v1.14.7"],
         version_args=["-version"],
+    ),
+    # Debian's prometheus package has no Kubernetes service discovery (removed for client-go's
+    # dependencies), so Prometheus is built from its module: only the Kubernetes SD (its
+    # `remove_all_sd` + `enable_kubernetes_sd` tags, which also cut the build), no embedded UI
+    # (`builtinassets` needs the npm build; the HTTP API is what the bed uses).
+    "prometheus": GoTool(
+        "prometheus",
+        "github.com/prometheus/prometheus",
+        "0.316.0",
+        {
+            "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+            "promtool": "github.com/prometheus/prometheus/cmd/promtool",
+        },
+        ldflags=[
+            "-X github.com/prometheus/common/version.Version=3.16.0",
+            "-X github.com/prometheus/common/version.Branch=HEAD",
+        ],
+        tags=["remove_all_sd", "enable_kubernetes_sd"],
+    ),
+    "prometheus-adapter": GoTool(
+        "prometheus-adapter",
+        "sigs.k8s.io/prometheus-adapter",
+        "0.12.0",
+        {"prometheus-adapter": "sigs.k8s.io/prometheus-adapter/cmd/adapter"},
     ),
     "registry": GoTool(
         "registry",
@@ -300,8 +326,9 @@ def _build_go(tool: GoTool) -> None:
             _log(f"{tool.name} v{tool.version}: building {binary} ({i}/{total}), this can take minutes")
             ldflags = " ".join(["-s", "-w", *tool.ldflags])
             out = dest / "bin" / f".{binary}.tmp"
+            tags = ["-tags", ",".join(tool.tags)] if tool.tags else []
             _run(
-                [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), pkg],
+                [go, "build", "-trimpath", *tags, "-ldflags", ldflags, "-o", str(out), pkg],
                 work,
                 env,
                 f"building {binary}",

@@ -31,6 +31,9 @@ class Context:
     # kubectl against the cluster (admin); raises tfsctl.errors.Unavailable on failure
     kubectl: Callable[..., str]
     say: Callable[[str], None]
+    # the cluster CA (PEM), for add-ons that serve TLS the apiserver verifies (aggregated APIs)
+    ca_cert: bytes = b""
+    ca_key: bytes = b""
 
 
 class Addon(Protocol):
@@ -53,3 +56,7 @@ class Addon(Protocol):
 
 # In install order. Each add-on module appends itself here with one line.
 ADDONS: list[Addon] = []
+
+from tfsbed.cluster.addons.prometheus import MetricsPipeline  # noqa: E402
+
+ADDONS.append(MetricsPipeline())

@@ -351,7 +351,14 @@ class RealNodes:
         return ip.strip()
 
     def _addon_context(self) -> addons.Context:
-        return addons.Context(plan=self.plan, server=self.server, kubectl=self._kubectl, say=self._say)
+        return addons.Context(
+            plan=self.plan,
+            server=self.server,
+            kubectl=self._kubectl,
+            say=self._say,
+            ca_cert=(self.pki_dir / "ca.crt").read_bytes(),
+            ca_key=(self.pki_dir / "ca.key").read_bytes(),
+        )
 
     def _install_addons(self, deadline: float) -> None:
         ctx = self._addon_context()
