@@ -11,6 +11,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from support.pki_ca import self_signed_ca
 from tfsbed import toolchain
 from tfsbed.cluster import addons
 from tfsbed.cluster.addons import prometheus as P
@@ -142,36 +143,7 @@ def _objects() -> list[dict]:
     ]
 
 
-def _self_signed_ca() -> pki.Issued:
-    import datetime
-
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return pki.Issued(
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
-
-
-_CA = _self_signed_ca()
+_CA = pki.Issued(*self_signed_ca())
 
 
 def _kind(objs: list[dict], kind: str, name: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import json
 from pathlib import Path
@@ -10,10 +9,9 @@ from pathlib import Path
 import pytest
 import tomllib
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from support.pki_ca import self_signed_ca
 from tfsbed.cluster import NODE_TYPE_LABEL
 from tfsbed.cluster import spec as cspec
 from tfsbed.cluster.node import config as nconfig
@@ -63,24 +61,7 @@ def test_kubelet_certificate_subject_is_what_the_node_authorizer_expects() -> No
 
 
 def _ca() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kwok-ca")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return self_signed_ca("kwok-ca")
 
 
 def test_issued_client_certificate_carries_user_and_group_and_is_signed_by_the_ca() -> None:
