@@ -111,7 +111,7 @@ def test_the_real_nodes_images_are_built_before_the_start_timeout_begins(
     calls: list[str] = []
 
     class SlowImages:
-        def build_images(self) -> list:
+        def build_images(self) -> list[tuple[object, object]]:
             calls.append("build images")
             return []
 

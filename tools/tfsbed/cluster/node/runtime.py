@@ -287,20 +287,18 @@ class RealNodes:
             recipes.extend(addon.recipes())
         return recipes
 
-    def build_images(self) -> list[images.Built]:
-        """Build every image the nodes run, or find it cached (by content).
+    def build_images(self) -> list[tuple[images.Recipe, images.Built]]:
+        """Build every image the nodes run, or find it cached (by content); kept for ``up``.
 
         A first build takes minutes on a fresh machine (the drop-in's virtualenv); like the
         tools' first build it comes before ``up``'s timeout starts, so callers run it first.
         """
         if self._built is None:
             self._built = [(r, images.build(r)) for r in self._recipes()]
-        return [b for _, b in self._built]
+        return self._built
 
     def _push_images(self) -> None:
-        self.build_images()
-        assert self._built is not None
-        for recipe, built in self._built:
+        for recipe, built in self.build_images():
             how = "cached" if built.cached else f"built in {built.seconds:.1f}s"
             t0 = time.monotonic()
             images.push(built, self.plan.registry)
