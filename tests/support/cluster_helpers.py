@@ -232,6 +232,15 @@ class RealNode:
         }
 
     def values(self) -> dict[str, Any]:
-        """Chart values that put a release's pods on this node."""
+        """Chart values that put a release's pods on this node.
+
+        The type label is set too: Helm merges maps, so a preset's own
+        ``node.tfsctl.dev/type`` (``process`` in the local preset) would otherwise stay.
+        """
+        from tfsbed.cluster import NODE_TYPE_LABEL
+
         p = self.placement
-        return {"nodeSelector": p["nodeSelector"], "tolerations": p["tolerations"]}
+        return {
+            "nodeSelector": {**p["nodeSelector"], NODE_TYPE_LABEL: "real"},
+            "tolerations": p["tolerations"],
+        }

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support.cluster_helpers import Cluster, wait_for
+from support.cluster_helpers import Cluster, RealNode, wait_for
 from tfsbed.cluster import spec as cspec
 from tfsbed.cluster.local import LocalCluster
 from tfsbed.cluster.node import config as nconfig
@@ -33,11 +33,7 @@ BASE = 30400
 NS = "real-node-e2e"
 PLAN = nconfig.plan(BASE, 1)
 NODE = PLAN.nodes[0]
-ON_REAL_NODE = {
-    "nodeSelector": {"kubernetes.io/hostname": NODE.name},
-    "tolerations": [{"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-    "terminationGracePeriodSeconds": 1,
-}
+ON_REAL_NODE = RealNode(NODE.name).placement
 
 
 def _iptables() -> str:
