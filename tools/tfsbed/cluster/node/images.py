@@ -167,13 +167,8 @@ def coredns_recipe(coredns: Path) -> Recipe:
 Progress = Callable[[str], None]
 
 
-# Where built images are kept; the benchmark points it at an empty directory to time a cold build.
-IMAGES_CACHE_ENV = "TFSCTL_IMAGES_CACHE"
-
-
 def images_cache() -> Path:
-    override = os.environ.get(IMAGES_CACHE_ENV)
-    return Path(override) if override else toolchain.cache_root() / "images"
+    return toolchain.cache_root() / "images"
 
 
 def _run(cmd: list[str], what: str, timeout: float = 300.0) -> str:
