@@ -77,11 +77,12 @@ demo: setup ## Run the main job end to end on the local default
 ##@ Quality
 
 # The cluster's tools are built here, not inside the e2e fixture: a first build
-# takes minutes and must not count against a test's timeout.
+# takes minutes and must not count against a test's timeout. The run ends with its 40
+# slowest tests: where to look first when CI nears its time target.
 .PHONY: test
 test: setup cluster-tools node-tools ## Run lint and every test suite (unit, chart, e2e)
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (no helm, no cluster)
