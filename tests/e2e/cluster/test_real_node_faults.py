@@ -31,7 +31,7 @@ def scratch(tmp_path: Path) -> Iterator[LocalCluster]:
     if os.geteuid() != 0:
         pytest.fail("the real node needs root (namespaces, cgroups, interfaces): run this test as root")
     lc = LocalCluster(
-        cspec.ClusterSpec(ports=cspec.Ports(BASE), real_nodes=1),
+        cspec.ClusterSpec(ports=cspec.Ports(BASE), real_nodes=1, addons=()),
         state_dir=tmp_path / "state",
         kubeconfig=tmp_path / "kubeconfig",
         with_agent=False,

@@ -211,6 +211,9 @@ class ClusterSpec:
     real_nodes: int = 0
     # kube-proxy's mode on the real nodes: iptables or nftables (node.config.PROXY_MODES).
     proxy_mode: str = "iptables"
+    # The add-ons (tfsbed.cluster.addons.ADDONS, by name) the real nodes get; None: all of them.
+    # A cluster that only checks the node itself starts faster with none: ``addons=()``.
+    addons: tuple[str, ...] | None = None
 
     def kwok_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "kwok")

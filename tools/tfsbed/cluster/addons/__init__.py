@@ -60,3 +60,14 @@ ADDONS: list[Addon] = []
 from tfsbed.cluster.addons.prometheus import MetricsPipeline  # noqa: E402
 
 ADDONS.append(MetricsPipeline())
+
+
+def select(names: tuple[str, ...] | None) -> list[Addon]:
+    """The add-ons named (in install order), or all of them for None; an unknown name is refused."""
+    if names is None:
+        return list(ADDONS)
+    known = {a.name for a in ADDONS}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown add-on {', '.join(unknown)}: the add-ons are {', '.join(sorted(known))}")
+    return [a for a in ADDONS if a.name in names]

@@ -113,6 +113,7 @@ class RealNodes:
         binaries: NodeBinaries,
         progress: Progress | None = None,
         proxy_mode: str = "iptables",
+        addon_names: tuple[str, ...] | None = None,
     ) -> None:
         self.plan = plan
         self.root = state_dir / "nodes"
@@ -121,6 +122,7 @@ class RealNodes:
         self.admin_kubeconfig = admin_kubeconfig
         self.binaries = binaries
         self.proxy_mode = proxy_mode
+        self.addons = addons.select(addon_names)
         self._progress = progress
         self._built: list[tuple[images.Recipe, images.Built]] | None = None
         self.timings: dict[str, float] = {}
@@ -283,7 +285,7 @@ class RealNodes:
         recipes.append(
             images.serving_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
         )
-        for addon in addons.ADDONS:
+        for addon in self.addons:
             recipes.extend(addon.recipes())
         return recipes
 
@@ -360,7 +362,7 @@ class RealNodes:
 
     def _install_addons(self, deadline: float) -> None:
         ctx = self._addon_context()
-        for addon in addons.ADDONS:
+        for addon in self.addons:
             t0 = time.monotonic()
             docs = addon.manifests(ctx)
             self._kubectl(
