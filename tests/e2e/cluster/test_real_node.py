@@ -1,9 +1,13 @@
 """A real worker node (containerd + kubelet + kube-proxy) on a cluster of its own.
 
-The module starts ``tfsctl cluster up --real-nodes 1`` on port base 30400 (away from
-the shared cluster), runs busybox pods on the real node, and ends with ``down``,
-checking that no process, mount, interface, route, iptables rule or cgroup of the
-node remains. The real node needs root (namespaces, cgroups, interfaces).
+The module starts ``tfsctl cluster up --real-nodes 1 --proxy-mode nftables`` on port base
+30400 (away from the shared cluster, whose node runs kube-proxy in iptables mode, so both
+modes carry Service traffic in every run), with no add-ons: it checks the node itself, with
+busybox pods. It ends with ``down``, checking that no process, mount, interface, route,
+iptables rule or cgroup of the node remains. The real node needs root (namespaces, cgroups,
+interfaces). The chart's ``local`` preset on a real node runs on the shared cluster
+(``tests/e2e/presets/test_local_preset_real_node.py``), where the serving image is already
+pulled.
 
 Measured here and printed (``-s``): node Ready after ``up`` and how long a ConfigMap
 change takes to reach a mounted file under the real kubelet's defaults.
@@ -59,7 +63,7 @@ def real(tmp_path_factory: pytest.TempPathFactory, host_before: dict[str, str]) 
         pytest.fail("the real node needs root (namespaces, cgroups, interfaces): run this test as root")
     state = tmp_path_factory.mktemp("real-node")
     lc = LocalCluster(
-        cspec.ClusterSpec(ports=cspec.Ports(BASE), real_nodes=1),
+        cspec.ClusterSpec(ports=cspec.Ports(BASE), real_nodes=1, proxy_mode="nftables", addons=()),
         state_dir=state,
         kubeconfig=state / "kubeconfig",
         progress=lambda line: print(f"cluster: {line}", flush=True),
@@ -161,7 +165,7 @@ def test_a_busybox_pod_runs_and_kubectl_logs_and_exec_reach_it(kube: Cluster) ->
     assert f"/{NODE.cgroup}/kubepods" in out  # the real kubelet's cgroup, under the node's root
 
 
-def test_a_service_name_resolves_through_coredns_and_kube_proxy_reaches_it(kube: Cluster) -> None:
+def test_a_service_name_resolves_through_coredns_and_nftables_kube_proxy_reaches_it(kube: Cluster) -> None:
     web = _pod(
         "web", "mkdir -p /www && echo served-by-web > /www/index.html && exec httpd -f -p 8080 -h /www"
     )
@@ -192,6 +196,15 @@ def test_a_service_name_resolves_through_coredns_and_kube_proxy_reaches_it(kube:
         what="http://web/ through the Service",
     )
     assert body.strip() == "served-by-web"
+    # kube-proxy in nftables mode: the Service is an element of its table in the node's netns
+    table = subprocess.run(
+        ["ip", "netns", "exec", NODE.netns, "nft", "list", "table", "ip", "kube-proxy"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert f"{cluster_ip} . tcp . 80" in table
 
 
 def test_a_configmap_update_reaches_the_mounted_file(kube: Cluster) -> None:
@@ -223,69 +236,6 @@ def test_a_configmap_update_reaches_the_mounted_file(kube: Cluster) -> None:
     took = time.monotonic() - changed
     print(f"measured: ConfigMap change reached the mounted file after {took:.1f}s on the real kubelet")
     assert took < 150  # kubelet's default syncFrequency (1m) plus jitter and the watch cache
-
-
-def test_the_local_preset_runs_the_chart_default_image_and_command_on_the_real_node(
-    real: LocalCluster, kube: Cluster
-) -> None:
-    """tensorflow/serving:<appVersion> from the local registry is the drop-in (tfsctl serve)."""
-    import sys
-
-    import yaml
-
-    from support.cluster_helpers import example_models_dir
-    from tfsctl import paths
-
-    models = example_models_dir()
-    env = dict(os.environ, KUBECONFIG=str(real.kubeconfig))
-    subprocess.run(
-        [sys.executable, "-m", "tfsctl", "cluster", "models-volume", str(models)],
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    on_real_node = {
-        "server": {"command": ["tensorflow_model_server"]},  # the chart's default, stated for the reader
-        "nodeSelector": {"node.tfsctl.dev/type": "real"},
-        "tolerations": ON_REAL_NODE["tolerations"],
-        "service": {"type": "ClusterIP"},  # no LoadBalancer implementation on real nodes yet
-    }
-    overrides = real.state_dir / "real-node-values.yaml"
-    overrides.write_text(yaml.safe_dump(on_real_node))
-    chart = yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())
-    # from the local registry, where `cluster up` pushed it, as users install from a registry
-    kube.helm(
-        "install",
-        "tfs",
-        f"oci://{PLAN.registry}/charts/tensorflow-serving",
-        "--version",
-        chart["version"],
-        "--plain-http",
-        "-n",
-        NS,
-        "-f",
-        str(paths.REPO_ROOT / "values" / "local.yaml"),
-        "-f",
-        str(overrides),
-        "--wait",
-        "--timeout",
-        "5m",
-        timeout=330,
-    )
-    pod = json.loads(
-        kube.kubectl("get", "pods", "-n", NS, "-l", "app.kubernetes.io/instance=tfs", "-o", "json").stdout
-    )
-    spec = pod["items"][0]["spec"]
-    assert spec["nodeName"] == NODE.name
-    assert spec["containers"][0]["image"] == f"tensorflow/serving:{chart['appVersion']}"
-    assert spec["containers"][0]["command"] == ["tensorflow_model_server"]
-    ip = pod["items"][0]["status"]["podIP"]
-    import urllib.request
-
-    # a label resolves through metadata, as on a real TF Serving
-    url = f"http://{ip}:8501/v1/models/fashion/labels/canary/metadata"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        assert json.load(resp)["model_spec"]["version"] == "2"
 
 
 def test_down_leaves_no_process_mount_interface_rule_or_cgroup(

@@ -177,3 +177,13 @@ def test_coredns_runs_on_the_real_node_and_reads_the_api_with_its_token() -> Non
     assert kcfg["users"][0]["user"]["tokenFile"].endswith("serviceaccount/token")
     assert kcfg["clusters"][0]["cluster"]["tls-server-name"] == "localhost"
     assert "kubeconfig /etc/coredns/kubeconfig" in docs["ConfigMap"]["data"]["Corefile"]
+
+
+def test_the_registry_is_published_as_kep_1755_local_registry_hosting() -> None:
+    import yaml
+
+    plan = nconfig.plan(31900, 1)
+    cm = nconfig.registry_hosting(plan)
+    assert (cm["metadata"]["namespace"], cm["metadata"]["name"]) == ("kube-public", "local-registry-hosting")
+    hosting = yaml.safe_load(cm["data"]["localRegistryHosting.v1"])
+    assert hosting["host"] == hosting["hostFromContainerRuntime"] == plan.registry

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tfsbed.cluster import NODE_TYPE_LABEL
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
@@ -534,6 +536,31 @@ def registry_config(storage: Path, addr: str) -> dict[str, Any]:
         "log": {"level": "info", "formatter": "text"},
         "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
         "http": {"addr": addr},
+    }
+
+
+REGISTRY_HOSTING = ("kube-public", "local-registry-hosting")
+
+
+def registry_hosting(plan: Plan) -> dict[str, Any]:
+    """The ConfigMap by which a cluster tells tools where its local registry is.
+
+    The standard of KEP-1755 (``sig-cluster-lifecycle/generic/1755-communicating-a-local-registry``),
+    which kind, k3d and minikube publish: ``localRegistryHosting.v1`` in
+    ``kube-public/local-registry-hosting``. ``host`` is how the host pushes,
+    ``hostFromContainerRuntime`` how the nodes' containerd pulls: the same address here.
+    """
+    hosting = {
+        "host": plan.registry,
+        "hostFromContainerRuntime": plan.registry,
+        "help": "tfsctl cluster up --real-nodes N pushes images and the chart (oci://<host>/charts) here",
+    }
+    namespace, name = REGISTRY_HOSTING
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"localRegistryHosting.v1": yaml.safe_dump(hosting, sort_keys=False)},
     }
 
 

@@ -340,7 +340,7 @@ class RealNodes:
         return proc.stdout
 
     def _apply_coredns(self) -> str:
-        docs = nconfig.coredns_manifests(self.server, "localhost")
+        docs = [*nconfig.coredns_manifests(self.server, "localhost"), nconfig.registry_hosting(self.plan)]
         self._kubectl(
             "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
         )
