@@ -244,7 +244,8 @@ def _log(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the block: one builder of a cached thing at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -398,7 +399,7 @@ def ensure(name: str) -> Path:
         _link(tool, found)
         return found
     if not _is_built(tool):
-        with _locked(cache_root() / f".{tool.name}.lock"):
+        with locked(cache_root() / f".{tool.name}.lock"):
             if not _is_built(tool):
                 started = time.monotonic()
                 if isinstance(tool, GoTool):
@@ -441,7 +442,7 @@ def ensure_debian(names: list[str] | None = None) -> None:
             f"Debian packages missing: {' '.join(missing)}; install them as root: "
             f"apt-get install -y {' '.join(missing)}"
         )
-    with _locked(cache_root() / ".apt.lock"):
+    with locked(cache_root() / ".apt.lock"):
         missing = missing_debian(names)
         if not missing:
             return

@@ -167,6 +167,10 @@ def coredns_recipe(coredns: Path) -> Recipe:
 Progress = Callable[[str], None]
 
 
+# builds kept per image name: the newest, and a few for other checkouts of other commits
+KEEP_BUILDS = 3
+
+
 def images_cache() -> Path:
     return toolchain.cache_root() / "images"
 
@@ -225,7 +229,31 @@ def build(recipe: Recipe) -> Built:
     digest = recipe.digest()
     layout = images_cache() / recipe.name / digest[:16]
     if (layout / ".complete").exists():
+        os.utime(layout / ".complete")  # used now: the newest are kept (_prune)
         return Built(recipe, layout, digest, True, time.monotonic() - started)
+    # other checkouts build and push from this cache at the same time: one builder per image name
+    with toolchain.locked(layout.parent / ".lock"):
+        if (layout / ".complete").exists():  # built by another process while this one waited
+            return Built(recipe, layout, digest, True, time.monotonic() - started)
+        _build(recipe, layout)
+        _prune(layout.parent, KEEP_BUILDS)
+    return Built(recipe, layout, digest, False, time.monotonic() - started)
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest builds of one image (the others' checkouts may use them)."""
+    builds = sorted(
+        (d for d in directory.iterdir() if (d / ".complete").exists()),
+        key=lambda d: (d / ".complete").stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in directory.glob("*.tmp"):  # a build that was killed (the lock is held here)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build(recipe: Recipe, layout: Path) -> None:
     umoci = shutil.which("umoci")
     if umoci is None:
         raise Unavailable("building images needs umoci: apt-get install -y umoci")
@@ -275,10 +303,6 @@ def build(recipe: Recipe) -> Built:
         _run([umoci, "gc", "--layout", str(staging)], what)
         staging.rename(layout)
     (layout / ".complete").write_text(f"{recipe.ref}\n")
-    for older in layout.parent.iterdir():  # one build per image name is kept
-        if older != layout and older.is_dir():
-            shutil.rmtree(older, ignore_errors=True)
-    return Built(recipe, layout, digest, False, time.monotonic() - started)
 
 
 def _copy_layout(source: Path, dest: Path) -> None:
