@@ -63,6 +63,13 @@ class GoTool:
     cgo: bool = False
     # Go build tags (``-tags``), e.g. to leave out optional parts a module builds by default
     tags: list[str] = field(default_factory=list)
+    # Build inside a copy of the module's own source tree (``binaries`` then name packages
+    # relative to it, ``./cmd/x``), so that its go.mod's replace and exclude directives,
+    # which Go ignores in a dependency, apply as in upstream's own build.
+    in_module: bool = False
+    # Files written into that tree before the build (path relative to the module root):
+    # nested modules that the module proxy's zip of the parent leaves out.
+    extra_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,33 @@ TOOLS: dict[str, Tool] = {
         "0.12.0",
         {"prometheus-adapter": "sigs.k8s.io/prometheus-adapter/cmd/adapter"},
     ),
+    # The local cluster's Ingress controller (add-on ``traefik``). Built as upstream's
+    # Makefile ``binary`` target does (``go build ./cmd/traefik`` in its own tree), because
+    # its go.mod replaces gorilla/mux and go-http-auth with Containous forks, excludes a
+    # tencentcloud module and points github.com/traefik/traefik/dynamic/ext at the nested
+    # module ./pkg/config/dynamic/ext, which the proxy neither serves nor ships in the
+    # parent's zip: its two files (go.mod and ext.go, two empty extension-point structs,
+    # upstream commit a4a91344ed "Add routing configuration extension points") are written
+    # in. The web UI embed (webui/embed.go, ``//go:embed static``) is satisfied by the
+    # placeholder that the module ships in webui/static: no dashboard, which the bed does
+    # not use. v3.7.11 and later require modules the proxy refuses.
+    "traefik": GoTool(
+        "traefik",
+        "github.com/traefik/traefik/v3",
+        "3.7.10",
+        {"traefik": "./cmd/traefik"},
+        ldflags=["-X github.com/traefik/traefik/v3/pkg/version.Version=v3.7.10"],
+        version_args=["version"],
+        in_module=True,
+        extra_files={
+            "pkg/config/dynamic/ext/go.mod": "module github.com/traefik/traefik/dynamic/ext\n\ngo 1.26.0\n",
+            "pkg/config/dynamic/ext/ext.go": (
+                "package ext\n\n"
+                "// HTTP is a dynamic.HTTP extension.\ntype HTTP struct{}\n\n"
+                "// Router is a dynamic.Router extension.\ntype Router struct{}\n"
+            ),
+        },
+    ),
     "registry": GoTool(
         "registry",
         "github.com/distribution/distribution/v3",
@@ -298,6 +332,32 @@ def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) ->
     return lines
 
 
+def _module_source(go: str, tool: GoTool, env: dict[str, str], work: Path) -> Path:
+    """A writable copy of the module's source tree in ``work/src``, with ``extra_files`` added."""
+    import json
+
+    (work / "go.mod").write_text("module tfsctl.local/download\n\ngo 1.22\n")
+    out = subprocess.run(
+        [go, "mod", "download", "-json", f"{tool.module}@v{tool.version}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise ToolchainError(f"downloading {tool.module}@v{tool.version} failed: {out.stderr.strip()}")
+    src = work / "src"
+    shutil.copytree(json.loads(out.stdout)["Dir"], src)
+    for d, _, files in os.walk(src):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    for rel, text in tool.extra_files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    return src
+
+
 def _build_go(tool: GoTool) -> None:
     go = _go()
     dest = tool_dir(tool)
@@ -306,6 +366,11 @@ def _build_go(tool: GoTool) -> None:
     env["CGO_ENABLED"] = "1" if tool.cgo else "0"
     with tempfile.TemporaryDirectory(prefix=f"tfsctl-build-{tool.name}-") as tmp:
         work = Path(tmp)
+        if tool.in_module:
+            _log(f"{tool.name} v{tool.version}: downloading its source tree")
+            work = _module_source(go, tool, env, work)
+            _build_binaries(go, tool, env, work, dest)
+            return
         (work / "go.mod").write_text("module tfsctl.local/build\n\ngo 1.22\n")
         replaces = _staging_replaces(go, tool, env, work) if tool.staging_version else []
         gomod = f"module tfsctl.local/build\n\ngo 1.22\n\nrequire {tool.module} v{tool.version}\n"
@@ -316,26 +381,30 @@ def _build_go(tool: GoTool) -> None:
         (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
         _log(f"{tool.name} v{tool.version}: resolving modules")
         _run([go, "mod", "tidy", "-e"], work, env, f"resolving {tool.module}")
-        (dest / "bin").mkdir(parents=True, exist_ok=True)
-        total = len(tool.binaries)
-        for i, (binary, pkg) in enumerate(tool.binaries.items(), 1):
-            if (dest / "bin" / binary).exists():
-                # built by an earlier run of the same version (a binary added to a tool
-                # later, such as kubelet beside kube-apiserver, builds alone)
-                continue
-            start = time.monotonic()
-            _log(f"{tool.name} v{tool.version}: building {binary} ({i}/{total}), this can take minutes")
-            ldflags = " ".join(["-s", "-w", *tool.ldflags])
-            out = dest / "bin" / f".{binary}.tmp"
-            tags = ["-tags", ",".join(tool.tags)] if tool.tags else []
-            _run(
-                [go, "build", "-trimpath", *tags, "-ldflags", ldflags, "-o", str(out), pkg],
-                work,
-                env,
-                f"building {binary}",
-            )
-            out.rename(dest / "bin" / binary)
-            _log(f"{tool.name} v{tool.version}: built {binary} in {time.monotonic() - start:.0f}s")
+        _build_binaries(go, tool, env, work, dest)
+
+
+def _build_binaries(go: str, tool: GoTool, env: dict[str, str], work: Path, dest: Path) -> None:
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    total = len(tool.binaries)
+    for i, (binary, pkg) in enumerate(tool.binaries.items(), 1):
+        if (dest / "bin" / binary).exists():
+            # built by an earlier run of the same version (a binary added to a tool
+            # later, such as kubelet beside kube-apiserver, builds alone)
+            continue
+        start = time.monotonic()
+        _log(f"{tool.name} v{tool.version}: building {binary} ({i}/{total}), this can take minutes")
+        ldflags = " ".join(["-s", "-w", *tool.ldflags])
+        out = dest / "bin" / f".{binary}.tmp"
+        tags = ["-tags", ",".join(tool.tags)] if tool.tags else []
+        _run(
+            [go, "build", "-trimpath", *tags, "-ldflags", ldflags, "-o", str(out), pkg],
+            work,
+            env,
+            f"building {binary}",
+        )
+        out.rename(dest / "bin" / binary)
+        _log(f"{tool.name} v{tool.version}: built {binary} in {time.monotonic() - start:.0f}s")
 
 
 def _build_pip(tool: PipTool) -> None:
