@@ -12,31 +12,12 @@ import yaml
 from cryptography import x509
 
 from support.pki_ca import self_signed_ca
+from support.prom_relabel import relabel as _relabel
 from tfsbed import toolchain
 from tfsbed.cluster import addons
 from tfsbed.cluster.addons import prometheus as P
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import pki
-
-
-def _relabel(rules: list[dict], labels: dict[str, str]) -> dict[str, str] | None:
-    """Prometheus' relabelling (keep, drop, replace) for the rules used here; None when dropped."""
-    out = dict(labels)
-    for r in rules:
-        value = ";".join(out.get(s, "") for s in r.get("source_labels", []))
-        regex = re.compile(f"^(?:{r.get('regex', '(.*)')})$")
-        m = regex.match(value)
-        action = r.get("action", "replace")
-        if action == "keep" and not m:
-            return None
-        if action == "drop" and m:
-            return None
-        if action == "replace" and m:
-            replacement = r.get("replacement", "$1")
-            # Prometheus writes groups as $1; Python's expand wants \1
-            out[r["target_label"]] = m.expand(re.sub(r"\$(\d+)", r"\\\1", replacement))
-    return out
-
 
 SERVER = "https://172.31.18.1:27443"
 POD = {

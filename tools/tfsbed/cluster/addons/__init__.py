@@ -61,6 +61,10 @@ from tfsbed.cluster.addons.prometheus import MetricsPipeline  # noqa: E402
 
 ADDONS.append(MetricsPipeline())
 
+from tfsbed.cluster.addons.traefik import Traefik  # noqa: E402
+
+ADDONS.append(Traefik())
+
 
 def select(names: tuple[str, ...] | None) -> list[Addon]:
     """The add-ons named (in install order), or all of them for None; an unknown name is refused."""
