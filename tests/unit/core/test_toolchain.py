@@ -122,3 +122,52 @@ def test_a_binary_added_to_a_built_tool_is_built_alone(
     assert len(builds) == 1 and builds[0].endswith("example.com/demo/new")
     assert (built / "old").read_text() == "built earlier" and (built / "new").exists()
     assert (tc.tool_dir(tool) / ".complete").exists()
+
+
+def test_an_in_module_tool_builds_in_a_writable_copy_of_its_source_with_the_extra_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traefik's case: its go.mod's replace lines name a nested module the proxy's zip leaves out."""
+    module = tmp_path / "modcache" / "example.com" / "demo@v1.0.0"
+    (module / "cmd" / "demo").mkdir(parents=True)
+    (module / "go.mod").write_text("module example.com/demo\n\nreplace example.com/demo/ext => ./ext\n")
+    for f in (module / "go.mod", module / "cmd" / "demo"):
+        f.chmod(0o555 if f.is_dir() else 0o444)
+    module.chmod(0o555)  # the module cache is read-only
+    calls = tmp_path / "calls"
+    fake = tmp_path / "path" / "go"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$(pwd) $*" >> {calls}\n'
+        f'if [ "$1 $2" = "mod download" ]; then echo \'{{"Dir": "{module}"}}\'; fi\n'
+        'if [ "$1" = build ]; then\n'
+        "  grep -q 'module example.com/demo/ext' ext/go.mod || exit 3\n"
+        '  while [ "$1" != -o ]; do shift; done; : > "$2"\n'
+        "fi\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    tool = tc.GoTool(
+        "demo",
+        "example.com/demo",
+        "1.0.0",
+        {"demo": "./cmd/demo"},
+        in_module=True,
+        extra_files={"ext/go.mod": "module example.com/demo/ext\n"},
+    )
+    monkeypatch.setitem(tc.TOOLS, "demo", tool)
+    try:
+        tc.ensure("demo")
+    finally:
+        module.chmod(0o755)
+    lines = calls.read_text().splitlines()
+    assert any(" mod download -json example.com/demo@v1.0.0" in line for line in lines)
+    (build,) = [line for line in lines if " build " in line]
+    cwd = build.split(" ", 1)[0]
+    assert cwd != str(module) and build.endswith(" ./cmd/demo")  # built in the copy, by relative package
+    assert not any(" mod tidy" in line for line in lines)  # the module's own go.sum decides
+    assert not (module / "ext").exists()  # the module cache is left as it was
+    assert (tc.tool_dir(tool) / "bin" / "demo").exists() and (tc.tool_dir(tool) / ".complete").exists()
