@@ -7,11 +7,8 @@ pods, monitoring on (the chart's ``prometheus.io/*`` annotations, TF Serving's
 - Prometheus, finding pods through Kubernetes discovery, has both pods as targets that are
   up, and ``:tensorflow:serving:request_count`` rises with the requests sent;
 - ``custom.metrics.k8s.io`` gives TF Serving's request rate for each pod;
-- ``external.metrics.k8s.io`` gives the requests per second of an Ingress route. Until the
-  Traefik add-on lands, the series comes from a scrape target this module controls: a
-  busybox ``httpd`` serving a counter under Traefik's name and label shape
-  (``traefik_service_requests_total{service="{ns}-{svc}-{port}@kubernetes"}``), a stand-in
-  for Traefik's metrics endpoint and nothing else;
+- (``external.metrics.k8s.io``'s Ingress route rate, from the Traefik add-on's real series, is
+  ``test_ingress.py``'s);
 - a metric the adapter does not serve is NotFound on both APIs (what an HPA sees);
 - ``tfsctl canary`` with ``prometheus.url`` at this Prometheus judges live traffic from the
   real series of the model (TF Serving labels its metrics by model and status, never by
@@ -39,7 +36,6 @@ from support.cluster_helpers import Cluster, RealNode, wait_for
 from support.release_cluster import models_pv, module_namespace, tfsctl
 from tfsbed.canary_models import MODEL, SAME, canary_models_dir
 from tfsbed.cluster.addons import prometheus as P
-from tfsbed.cluster.node import config as nconfig
 from tfsctl import kubestate, paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -236,84 +232,6 @@ def test_custom_metrics_api_gives_tf_serving_request_rate_per_pod(release: Relea
             ) from None
     print(f"measured: per-pod rate served {time.monotonic() - started:.1f}s after load started: {got}")
     assert all(0 < v < 50 for v in got.values()), got  # a few per second each, nowhere near 50
-
-
-@pytest.fixture(scope="module")
-def ingress_route(release: Release) -> Iterator[str]:
-    """A scrape target publishing Traefik's request counter for one route, +10 per second."""
-    route = f"{release.namespace}-{FULL}-8501"
-    script = (
-        "mkdir -p /tmp/www; i=0; while true; do i=$((i+10)); "
-        "printf '# TYPE traefik_service_requests_total counter\\n"
-        'traefik_service_requests_total{code="200",method="POST",'
-        'protocol="http",service="%s@kubernetes"} %d\\n\' '
-        '"$ROUTE" "$i" > /tmp/www/.m && mv /tmp/www/.m /tmp/www/metrics.txt; sleep 1; done & '
-        "exec httpd -f -p 8080 -h /tmp/www"
-    )
-    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "route-counter",
-            "namespace": release.namespace,
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": "8080",
-                "prometheus.io/path": "/metrics.txt",
-            },
-        },
-        "spec": {
-            **RealNode(release.cluster.require_real_node()).placement,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65534,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "main",
-                    "image": nconfig.BUSYBOX_IMAGE,
-                    "command": ["sh", "-c", script],
-                    "env": [{"name": "ROUTE", "value": route}],
-                    "ports": [{"containerPort": 8080}],
-                    "securityContext": restricted,
-                }
-            ],
-        },
-    }
-    release.core.create_namespaced_pod(release.namespace, pod)
-    try:
-        yield route
-    finally:
-        release.core.delete_namespaced_pod("route-counter", release.namespace, grace_period_seconds=0)
-
-
-def test_external_metrics_api_gives_requests_per_second_of_an_ingress_route(
-    release: Release, ingress_route: str
-) -> None:
-    selector = urllib.parse.quote(f"{P.ROUTE_LABEL}={ingress_route}")
-    path = (
-        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{release.namespace}/{P.INGRESS_RATE_METRIC}"
-        f"?labelSelector={selector}"
-    )
-
-    def answer() -> list[dict[str, Any]] | None:
-        done = _raw(release.cluster, path, check=False)
-        if done.returncode != 0:
-            return None
-        items = json.loads(done.stdout)["items"]
-        # rate() over a window that starts before the first sample reads low at first
-        return items if items and float(parse_quantity(items[0]["value"])) >= 5 else None
-
-    started = time.monotonic()
-    (item,) = wait_for(
-        answer, timeout=120, what=f"{P.INGRESS_RATE_METRIC} for route {ingress_route}", interval=3
-    )
-    print(f"measured: route rate served {time.monotonic() - started:.1f}s after the target started")
-    assert item["metricName"] == P.INGRESS_RATE_METRIC
-    assert item["metricLabels"] == {P.ROUTE_LABEL: ingress_route}
-    assert 5 <= float(parse_quantity(item["value"])) <= 15  # the counter grows by 10 a second
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,10 @@ Its provider prefers the in-cluster config whenever ``KUBERNETES_SERVICE_HOST`` 
 (a container's own ``env`` wins over the Service variables the kubelet adds). The Deployment
 is ``Recreate``: with one node and a ``hostPort``, a surge pod could never be scheduled.
 
-gRPC through Traefik needs h2c to the backend (the Service port's ``appProtocol: kubernetes.io/h2c``
-or the ``traefik.ingress.kubernetes.io/service.serversscheme: h2c`` annotation); the chart's gRPC
-Ingress carries ingress-nginx's annotation only, so gRPC is not routed here yet.
+gRPC through Traefik needs h2c to the backend. The Ingress provider takes a backend's scheme
+only from its Service's annotation ``traefik.ingress.kubernetes.io/service.serversscheme``
+(``getProtocol`` in ``ingress/kubernetes.go``; ``appProtocol`` is not read), for every port of
+that Service, and the chart's Service carries REST beside gRPC: gRPC is not routed here yet.
 """
 
 from __future__ import annotations

@@ -1,0 +1,242 @@
+"""The chart's Ingress served by the Traefik add-on, reached from the host by host name.
+
+One release for the module: the ``local`` preset on the session cluster's real node,
+``service.type: ClusterIP`` (no LoadBalancer on the path), ``ingress.enabled`` with the
+preset's class ``traefik`` and host ``tfs.local``. The host sends its requests to the web
+entry point on the node's address (port 80) with ``Host: tfs.local``, as a user's client
+that resolves the name to the node would; no DNS is involved. The tests run in file order:
+
+- a REST metadata and predict request through the Ingress reach TF Serving; another host
+  name is not routed (Traefik matches ``Host(`tfs.local`)``), and the Ingress status names
+  the node's address (``ingressEndpoint.ip``);
+- Prometheus scrapes Traefik's metrics entry point, and ``external.metrics.k8s.io`` gives a
+  request rate above 0 for the route ``{namespace}-{service}-{port}`` while requests flow.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.utils import parse_quantity
+
+from support.cluster_helpers import Cluster, RealNode, wait_for
+from support.release_cluster import models_pv, module_namespace, tfsctl
+from tfsbed.canary_models import MODEL, canary_models_dir
+from tfsbed.cluster.addons import prometheus as P
+from tfsbed.cluster.addons import traefik as T
+from tfsctl import kubestate, paths
+from tfsctl.release import routes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RELEASE = "tfs"
+FULL = "tfs-tensorflow-serving"
+HOST = "tfs.local"
+BODY = json.dumps({"instances": [[0.1, 0.2, 0.3, 0.4]]}).encode()
+# the host's requests go straight to the node, whatever proxy the environment names
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    namespace: str
+    node_ip: str
+
+    @property
+    def route(self) -> str:
+        """The route of the live Ingress as tfsctl's route model names it (``{namespace}-{service}-{port}``).
+
+        The test then checks that Traefik's series carry this very name.
+        """
+        done = self.cluster.kubectl("get", "ingress", FULL, "-n", self.namespace, "-o", "json")
+        (route,) = routes.ingress_routes([json.loads(done.stdout)])
+        assert route == f"{self.namespace}-{FULL}-8501"  # the REST port, by number
+        return route
+
+    def request(self, path: str, body: bytes | None = None, host: str = HOST) -> tuple[int, bytes]:
+        """One request from the host to the web entry point on the node, with ``Host: host``."""
+        req = urllib.request.Request(
+            f"http://{self.node_ip}:{T.HOST_PORT}{path}",
+            data=body,
+            method="POST" if body is not None else "GET",
+            headers={"Host": host, "Content-Type": "application/json"},
+        )
+        try:
+            with _OPENER.open(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+def _node_ip(cluster: Cluster, name: str) -> str:
+    node = client.CoreV1Api(cluster.api).read_node(name)
+    (ip,) = [a.address for a in node.status.addresses if a.type == "InternalIP"]
+    return str(ip)
+
+
+@pytest.fixture(scope="module")
+def release(
+    cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    tmp = tmp_path_factory.mktemp("ingress")
+    values = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
+    values.update(real_node.values())
+    values["models"] = {
+        MODEL: {"versionPolicy": {"specific": {"versions": [1]}}, "versionLabels": {"stable": 1}}
+    }
+    values["server"]["command"] = ["tensorflow_model_server"]  # the drop-in image's own server
+    values["service"] = {"type": "ClusterIP"}
+    values["autoscaling"] = {"enabled": False}
+    values["replicaCount"] = 1
+    # the preset's Ingress as written (class traefik, host tfs.local), switched on
+    assert values["ingress"]["className"] == T.INGRESS_CLASS
+    assert [h["host"] for h in values["ingress"]["hosts"]] == [HOST]
+    values["ingress"]["enabled"] = True
+    (tmp / "values.yaml").write_text(yaml.safe_dump(values))
+    with (
+        module_namespace(cluster, "e2e-ingress") as ns,
+        models_pv(cluster, ns, f"{FULL}-models", canary_models_dir()),
+    ):
+        started = time.monotonic()
+        done = tfsctl(
+            cluster, "deploy", "--release", RELEASE, "-n", ns, "--timeout", "240",
+            "-f", str(tmp / "values.yaml"), timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        print(f"measured: release ready on the real node in {time.monotonic() - started:.1f}s")
+        yield Release(cluster, ns, _node_ip(cluster, real_node.name))
+
+
+def test_rest_requests_from_the_host_reach_tf_serving_through_the_ingress_by_host_name(
+    release: Release,
+) -> None:
+    path = f"/v1/models/{MODEL}"
+    started = time.monotonic()
+    # Traefik turns the new Ingress and its endpoints into a route within seconds
+    wait_for(
+        lambda: release.request(path)[0] == 200, timeout=60, what=f"GET {path} via Host {HOST}", interval=1
+    )
+    print(f"measured: route served {time.monotonic() - started:.1f}s after the release was ready")
+
+    status, body = release.request(f"{path}/metadata")
+    assert status == 200, body
+    assert json.loads(body)["model_spec"]["name"] == MODEL
+    status, body = release.request(f"{path}:predict", BODY)
+    assert status == 200, body
+    assert len(json.loads(body)["predictions"]) == 1
+
+    # the rule is Host(`tfs.local`): another name reaches no backend
+    status, _ = release.request(path, host="other.local")
+    assert status == 404
+
+    net = client.NetworkingV1Api(release.cluster.api)
+    assert net.read_namespaced_ingress(FULL, release.namespace).spec.ingress_class_name == T.INGRESS_CLASS
+
+    def status_ips() -> list[str]:
+        lb = net.read_namespaced_ingress_status(FULL, release.namespace).status.load_balancer
+        return [i.ip for i in (lb.ingress or [])]
+
+    assert wait_for(status_ips, timeout=30, what="the Ingress status") == [release.node_ip]
+
+
+class Sender:
+    """Predict requests through the Ingress at a steady rate, in the background."""
+
+    def __init__(self, release: Release, rate: float = 8.0) -> None:
+        self.release, self.rate = release, rate
+        self.codes: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                code, _ = self.release.request(f"/v1/models/{MODEL}:predict", BODY)
+                self.codes[code] = self.codes.get(code, 0) + 1
+            except OSError:
+                self.codes[0] = self.codes.get(0, 0) + 1
+            self._stop.wait(1 / self.rate)
+
+    def __enter__(self) -> Sender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def _prometheus_url(cluster: Cluster) -> str:
+    pods = (
+        client.CoreV1Api(cluster.api)
+        .list_namespaced_pod(P.NAMESPACE, label_selector=f"app.kubernetes.io/name={P.PROMETHEUS}")
+        .items
+    )
+    ready = [p for p in pods if kubestate.is_ready(p)]
+    assert ready, "no ready Prometheus in namespace monitoring (the metrics-pipeline add-on)"
+    return f"http://{ready[0].status.pod_ip}:{P.PROMETHEUS_PORT}"
+
+
+def _prom(url: str, path: str, **params: str) -> Any:
+    with _OPENER.open(f"{url}{path}?{urllib.parse.urlencode(params)}", timeout=10) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def test_the_route_request_rate_reaches_prometheus_and_the_external_metrics_api(release: Release) -> None:
+    route = release.route
+    prometheus = _prometheus_url(release.cluster)
+    selector = urllib.parse.quote(f"{P.ROUTE_LABEL}={route}")
+    path = (
+        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{release.namespace}/{P.INGRESS_RATE_METRIC}"
+        f"?labelSelector={selector}"
+    )
+    seen: list[str] = []
+
+    def rate() -> float | None:
+        done = release.cluster.kubectl("get", "--raw", path, check=False)
+        if done.returncode != 0:
+            seen[:] = [done.stderr.strip()]
+            return None
+        items = json.loads(done.stdout)["items"]
+        seen[:] = [repr(items)]
+        return float(parse_quantity(items[0]["value"])) if items else None  # 0.0 is "not yet" too
+
+    with Sender(release) as sender:
+        started = time.monotonic()
+        try:
+            value = wait_for(
+                rate, timeout=120, what=f"{P.INGRESS_RATE_METRIC}{{route={route}}} > 0", interval=3
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last answer {seen}; sent {sender.codes}") from None
+        print(
+            f"measured: route rate {value:.2f}/s served {time.monotonic() - started:.1f}s after load started"
+        )
+        series = _prom(
+            prometheus,
+            "/api/v1/query",
+            query=f'{P.TRAEFIK_SERVICE_REQUESTS}{{{P.ROUTE_LABEL}="{route}"}}',
+        )["result"]
+    assert set(sender.codes) == {200}, sender.codes
+    assert 0 < value < 50, value  # ~8 per second sent
+    # Traefik 3.7's labels (pkg/observability/metrics/prometheus.go: code, method, protocol, service)
+    by_code = {
+        (s["metric"]["code"], s["metric"]["method"], s["metric"]["protocol"]): s["metric"] for s in series
+    }
+    assert ("200", "POST", "http") in by_code, series
+    assert by_code[("200", "POST", "http")]["service"] == f"{route}@kubernetes"
+    assert by_code[("200", "POST", "http")]["namespace"] == T.NAMESPACE  # scraped from Traefik's pod
