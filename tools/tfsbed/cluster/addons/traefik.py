@@ -88,6 +88,7 @@ def args(node: nconfig.RealNode) -> list[str]:
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        "--log.noColor=true",  # kubectl logs reads plain text
     ]
 
 
