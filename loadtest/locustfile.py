@@ -109,6 +109,8 @@ class RestUser(FastHttpUser):
         self.body = payload.rest_json()
         self.headers = self.target.headers()
         self.close_headers = {**self.headers, "Connection": "close"}
+        # absolute: at the --resolve address when given (the Host header keeps the name)
+        self.url = self.target.connect_url + self.target.rest_predict_path
         self.reconnect_every = int(self.environment.parsed_options.reconnect_every or 0)
         self.sent = 0
 
@@ -117,7 +119,7 @@ class RestUser(FastHttpUser):
         self.sent += 1
         last_on_connection = self.reconnect_every and self.sent % self.reconnect_every == 0
         with self.client.post(
-            self.target.rest_predict_path,
+            self.url,
             data=self.body,
             headers=self.close_headers if last_on_connection else self.headers,
             name=self.target.name,

@@ -109,19 +109,24 @@ def _require_payload(settings: LoadSettings, target: str) -> None:
     )
 
 
-def _require_answering(target: str) -> None:
+def _require_answering(target: str, resolve: str = "") -> None:
     """One line before any load when nothing listens at --target (not a run of failed requests)."""
     import socket
     import urllib.parse
 
+    from tfsctl.load.target import Resolve
+
     parts = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if (entry := Resolve.for_url(resolve, target)) is not None:
+        host = entry.address
     try:
-        socket.create_connection((parts.hostname or "", port), timeout=5).close()
+        socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise Unavailable(
-            f"--target {target}: nothing answers at {parts.hostname}:{port} ({reason}): is the server "
+            f"--target {target}: nothing answers at {host}:{port} ({reason}): is the server "
             "(or its Service's load balancer) up?"
         ) from None
 
@@ -171,7 +176,7 @@ def loadtest(
     else:
         from tfsctl.load import runner
 
-        _require_answering(target)
+        _require_answering(target, settings.resolve)
         _require_payload(settings, target)
         result = runner.run(settings, report_dir)
         data = result.to_dict()

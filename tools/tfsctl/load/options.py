@@ -65,6 +65,13 @@ KNOBS: tuple[Knob, ...] = (
         "host:port of the gRPC API (default: the --host's host, port 8500).",
         "",
     ),
+    Knob(
+        "--resolve",
+        "TFSCTL_LOAD_RESOLVE",
+        "HOST:PORT:ADDRESS: connect REST to ADDRESS for --host's HOST:PORT, keeping the name in the URL "
+        "and Host header (curl's --resolve), e.g. an Ingress host at a node's address.",
+        "",
+    ),
     Knob("--token", "TFSCTL_LOAD_TOKEN", "Bearer token sent as the Authorization header.", "", secret=True),
     Knob(
         "--request-file",
@@ -162,6 +169,7 @@ class LoadSettings:
     label: str | None = None
     transport: str = "rest"
     grpc_target: str = ""
+    resolve: str = ""
     token: str | None = field(default=None, repr=False)
     request_file: str = ""
     batch_size: int = 1

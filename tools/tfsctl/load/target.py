@@ -12,13 +12,54 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tfsctl.errors import InvalidInput
 from tfsctl.load import options as knobs
 from tfsctl.load import payload as payloads
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """``--resolve HOST:PORT:ADDRESS``: REST connections for HOST:PORT go to ADDRESS.
+
+    curl's option of that name (a pre-filled name-resolution entry): the URL and the
+    ``Host`` header keep the name, so a name-based route (an Ingress rule's ``host``)
+    is reached at an address no DNS knows it by, as a client that resolves the name would.
+    """
+
+    host: str
+    port: int
+    address: str
+
+    @classmethod
+    def parse(cls, text: str) -> Resolve:
+        host, _, rest = text.partition(":")
+        port, _, address = rest.partition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or not address:
+            raise InvalidInput(
+                f"--resolve {text!r}: expected HOST:PORT:ADDRESS, e.g. tfs.local:80:172.31.79.10"
+            )
+        return cls(host.lower(), int(port), address.strip("[]"))
+
+    @classmethod
+    def for_url(cls, text: str, url: str) -> Resolve | None:
+        """The parsed ``--resolve`` (None when empty), refused unless it names ``url``'s host and port."""
+        if not text:
+            return None
+        resolve = cls.parse(text)
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if ((parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)) != (
+            resolve.host,
+            resolve.port,
+        ):
+            raise InvalidInput(
+                f"--resolve {text!r} does not name the host and port of {url!r}: "
+                "it applies to the REST URL only"
+            )
+        return resolve
 
 
 @dataclass(frozen=True)
@@ -33,11 +74,13 @@ class Target:
     signature: str
     token: str | None
     timeout: float
+    resolve: Resolve | None = None
 
     @classmethod
     def from_options(cls, opts: Any, host: str | None) -> Target:
         if not host:
             raise InvalidInput("--host: the REST base URL of the model server is required (http://HOST:8501)")
+        resolve = Resolve.for_url(str(getattr(opts, "resolve", "") or ""), host)
         version_text = str(opts.model_version or "").strip()
         try:
             version = int(version_text) if version_text else None
@@ -55,6 +98,7 @@ class Target:
             signature=str(opts.signature),
             token=str(opts.token) or None,
             timeout=float(opts.request_timeout),
+            resolve=resolve,
         )
 
     @property
@@ -65,10 +109,28 @@ class Target:
     def rest_predict_path(self) -> str:
         return knobs.rest_path(self.model, self.version, self.label, "predict")
 
+    @property
+    def connect_url(self) -> str:
+        """The REST base URL to connect to: ``host``, at the ``--resolve`` address when given."""
+        if self.resolve is None:
+            return self.host
+        parts = urlsplit(self.host)
+        address = f"[{self.resolve.address}]" if ":" in self.resolve.address else self.resolve.address
+        return urlunsplit(parts._replace(netloc=f"{address}:{self.resolve.port}"))
+
+    @property
+    def host_header(self) -> str | None:
+        """The ``Host`` header that keeps the name when connecting by ``--resolve`` address."""
+        if self.resolve is None:
+            return None
+        return urlsplit(self.host).netloc.rpartition("@")[2]
+
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = self.token
+        if self.host_header:
+            headers["Host"] = self.host_header
         return headers
 
     def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
@@ -89,7 +151,7 @@ def fetch_metadata(target: Target, transport: str) -> dict[str, Any]:
     """The model's ``/metadata`` (signatures) over ``transport``."""
     from tfsctl.serving.client import Endpoint, ServingClient
 
-    parts = urlsplit(target.host)
+    parts = urlsplit(target.connect_url)
     grpc_host, _, grpc_port = target.grpc_target.rpartition(":")
     endpoint = Endpoint(
         host=(parts.hostname or grpc_host.strip("[]")) if transport == "rest" else grpc_host.strip("[]"),
@@ -97,6 +159,7 @@ def fetch_metadata(target: Target, transport: str) -> dict[str, Any]:
         grpc_port=int(grpc_port),
         token=target.token,
         tls=parts.scheme == "https",
+        rest_host_header=target.host_header if transport == "rest" else None,
     )
     with ServingClient(endpoint, timeout=target.timeout) as client:
         return client.metadata(

@@ -89,6 +89,9 @@ class Endpoint:
     cert_file: str | None = None
     key_file: str | None = None
     rest_tls: bool | None = None
+    # the REST ``Host`` header when it is not ``host:rest_port``: a name-based route (an
+    # Ingress rule's host) reached at an address (``tfsctl loadtest --resolve``)
+    rest_host_header: str | None = None
 
     @property
     def rest_uses_tls(self) -> bool:
@@ -425,6 +428,8 @@ class ServingClient:
         headers = {"Accept": "application/json"}
         if self.endpoint.token:
             headers["Authorization"] = self.endpoint.token
+        if self.endpoint.rest_host_header:
+            headers["Host"] = self.endpoint.rest_host_header  # http.client then sends no Host of its own
         payload = None
         if body is not None:
             payload = json.dumps(body, default=_json_default).encode()
