@@ -10,12 +10,15 @@ that resolves the name to the node would; no DNS is involved. The tests run in f
   name is not routed (Traefik matches ``Host(`tfs.local`)``), and the Ingress status names
   the node's address (``ingressEndpoint.ip``);
 - Prometheus scrapes Traefik's metrics entry point, and ``external.metrics.k8s.io`` gives a
-  request rate above 0 for the route ``{namespace}-{service}-{port}`` while requests flow.
+  request rate above 0 for the route ``{namespace}-{service}-{port}`` while requests flow;
+- ``tfsctl loadtest --resolve tfs.local:80:<node IP>`` (Locust) loads the model through the
+  Ingress by host name, and Traefik counts every request it recorded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -23,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +244,40 @@ def test_the_route_request_rate_reaches_prometheus_and_the_external_metrics_api(
     assert ("200", "POST", "http") in by_code, series
     assert by_code[("200", "POST", "http")]["service"] == f"{route}@kubernetes"
     assert by_code[("200", "POST", "http")]["namespace"] == T.NAMESPACE  # scraped from Traefik's pod
+
+
+def _traefik_count(release: Release, route: str) -> float:
+    """Traefik's own ``traefik_service_requests_total`` for ``route`` (all codes), read from its pod."""
+    pods = (
+        client.CoreV1Api(release.cluster.api)
+        .list_namespaced_pod(T.NAMESPACE, label_selector=f"app.kubernetes.io/name={T.NAME}")
+        .items
+    )
+    (ip,) = [p.status.pod_ip for p in pods if kubestate.is_ready(p)]
+    with _OPENER.open(f"http://{ip}:{T.METRICS_PORT}{T.METRICS_PATH}", timeout=10) as resp:
+        text = resp.read().decode()
+    pattern = re.compile(
+        rf'^{P.TRAEFIK_SERVICE_REQUESTS}\{{[^}}]*service="{re.escape(route)}@kubernetes"[^}}]*\}} (\S+)$',
+        re.M,
+    )
+    return sum(float(n) for n in pattern.findall(text))
+
+
+def test_locust_loads_the_models_through_the_ingress_by_host_name(release: Release, tmp_path: Path) -> None:
+    """``tfsctl loadtest --target http://tfs.local --resolve tfs.local:80:<node IP>``, counted by Traefik."""
+    route = release.route
+    before = _traefik_count(release, route)
+    done = tfsctl(
+        release.cluster, "loadtest",
+        "--target", f"http://{HOST}", "--resolve", f"{HOST}:80:{release.node_ip}",
+        "--model", MODEL, "--model-label", "stable", "--users", "2", "--user-rps", "5", "--duration", "5s",
+        "--report", str(tmp_path), "--output", "json", timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout)
+    (entry,) = data["requests_by_name"]
+    assert (entry["name"], entry["failures"]) == (f"predict:{MODEL}@stable", 0), entry
+    assert entry["requests"] >= 10, entry  # 2 users at 5/s for 5 s
+    # every request Locust recorded went through Traefik's route (+ the /metadata read, + any cut at stop)
+    served = _traefik_count(release, route) - before
+    assert entry["requests"] <= served <= entry["requests"] + 4, (served, entry)
