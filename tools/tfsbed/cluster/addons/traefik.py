@@ -1,8 +1,11 @@
 """The Ingress controller: Traefik's Kubernetes Ingress provider in namespace ``traefik``.
 
 Issue 14 asks for a maintained controller, built from its Go module, that serves the chart's
-Ingress as written. The ACK guide uses ingress-nginx, whose nginx and Lua runtime Debian does
-not package as the controller needs; Traefik is one Go binary (``toolchain.TOOLS["traefik"]``)
+Ingress as written. The ACK guide uses ingress-nginx, whose Lua balancer
+(``rootfs/etc/nginx/lua/balancer/chash.lua`` and siblings) requires ``resty.chash``,
+``resty.roundrobin`` (lua-resty-balancer) and ``resty.cookie``; Debian 12 packages nginx's Lua
+module with ``lua-resty-core`` and ``lua-resty-lrucache`` only (``apt-cache search lua-resty``).
+Traefik is one Go binary (``toolchain.TOOLS["traefik"]``)
 and names a route's backend ``{namespace}-{service}-{port}`` as the guide's route label does
 (``provider.Normalize(ingress.Namespace + "-" + pa.Backend.Service.Name + "-" +
 portString(pa.Backend.Service.Port))`` in ``pkg/provider/kubernetes/ingress/kubernetes.go``,
