@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from tfsctl.load.metrics import MetricValue
+from tfsctl.load.metrics import MetricSpec, MetricValue
 from tfsctl.load.thresholds import Summary, Verdict
 
 Status = Literal["pass", "fail", "skip"]
@@ -83,6 +83,7 @@ class Observation:
     min_replicas: int | None = None
     max_replicas: int | None = None
     pods_note: str = ""  # why per-pod counts are missing, when they are
+    metrics: Sequence[MetricSpec] = ()  # the HPA's spec.metrics, also when the status never had values
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from tfsctl import kubestate
 from tfsctl.errors import NotFound, ReleaseNotFound, ToolkitError, Unavailable
 from tfsctl.load.evaluate import HpaPoint, ReadyPoint
-from tfsctl.load.metrics import MetricSpec, current_values, specs
+from tfsctl.load.metrics import MetricSpec, current_values, selector_string, specs
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class ReleaseObjects:
     grpc_target: str | None
     rest_port_name: str = "rest"
     metrics: tuple[MetricSpec, ...] = ()  # the HPA's spec.metrics
+    pod_selector: str = ""  # the Deployment's selector as the HPA sends it (labels.Selector.String())
     replicas: int = 0  # the Deployment's current spec.replicas (what the HPA divides per-pod targets by)
 
 
@@ -159,6 +160,7 @@ class ClusterView:
             rest_url=f"http://{address}:{ports['rest']}" if address else None,
             grpc_target=f"{address}:{ports['grpc']}" if address and "grpc" in ports else None,
             metrics=specs(hpa),
+            pod_selector=selector_string(deployment.spec.selector),
             replicas=int(deployment.spec.replicas or 0),
         )
 
