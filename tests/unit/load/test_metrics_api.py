@@ -111,7 +111,7 @@ class TestExternal:
             }
         )
         with pytest.raises(Unavailable) as err:
-            metrics_api.preflight([EXTERNAL], NS, PODS, replicas=1)
+            metrics_api.read(EXTERNAL, NS, PODS, 1)
         assert one_line_error(err) == (
             "external metric ingress_requests_per_second{route=tfs-tfs-8501} is not served by "
             "external.metrics.k8s.io (404): the server could not find the requested resource"
@@ -157,7 +157,7 @@ class TestExternal:
                 EXTERNAL_PATH: value_list("12", "18"),
             }
         )
-        (reading,) = metrics_api.preflight([EXTERNAL], NS, PODS, replicas=3)
+        (reading,), _ = metrics_api.preflight([EXTERNAL], NS, PODS, replicas=3)
         assert (reading.items, reading.value) == (2, 10.0)  # AverageValue: (12 + 18) / 3 replicas
         assert reading.describe() == (
             "external metric ingress_requests_per_second{route=tfs-tfs-8501} = 10 "
@@ -174,7 +174,7 @@ class TestExternal:
             {APISERVICES + "v1beta1.external.metrics.k8s.io": available(), EXTERNAL_PATH: value_list()}
         )
         with pytest.raises(Unavailable) as err:
-            metrics_api.preflight([EXTERNAL], NS, PODS, replicas=1)
+            metrics_api.read(EXTERNAL, NS, PODS, 1)
         assert one_line_error(err) == (
             "external metric ingress_requests_per_second{route=tfs-tfs-8501} has no values in "
             "external.metrics.k8s.io for it (the HPA fails the same way: no metrics returned from "
@@ -206,7 +206,7 @@ class TestCustomAndResource:
                 path: value_list("10", "30"),
             }
         )
-        (reading,) = metrics_api.preflight([spec], NS, PODS, replicas=2)
+        (reading,), _ = metrics_api.preflight([spec], NS, PODS, replicas=2)
         assert reading.value == 20.0
         assert pool.requests[-1][:2] == (
             path,
@@ -221,7 +221,7 @@ class TestCustomAndResource:
             }
         )
         with pytest.raises(Unavailable) as err:
-            metrics_api.preflight([PODS_METRIC], NS, PODS, replicas=1)
+            metrics_api.read(PODS_METRIC, NS, PODS, 1)
         assert one_line_error(err) == (
             f"pods metric {RPS} is not served by custom.metrics.k8s.io (404): {MISSING}"
         )
@@ -252,7 +252,7 @@ class TestCustomAndResource:
                 path: value_list("120"),
             }
         )
-        (reading,) = metrics_api.preflight([spec], NS, PODS, replicas=2)
+        (reading,), _ = metrics_api.preflight([spec], NS, PODS, replicas=2)
         assert (reading.path, reading.value) == (path, 120.0)
 
     def test_namespace_object_metric_uses_the_metrics_path(self) -> None:
@@ -267,7 +267,7 @@ class TestCustomAndResource:
         metrics_api, pool = api_with(
             {APISERVICES + "v1beta1.metrics.k8s.io": available(), path: (200, {"items": [pod]})}
         )
-        (reading,) = metrics_api.preflight([CPU], NS, PODS, replicas=1)
+        (reading,), _ = metrics_api.preflight([CPU], NS, PODS, replicas=1)
         assert (reading.items, reading.value) == (1, None)  # utilization needs the requests: the HPA's status
         assert pool.requests[-1][:2] == (path, {"labelSelector": PODS})
 
@@ -294,3 +294,60 @@ class TestCustomAndResource:
         )
         metrics_api.preflight([CPU, memory], NS, PODS, replicas=1)
         assert [p for p, _, _ in pool.requests] == [APISERVICES + "v1beta1.metrics.k8s.io", path, path]
+
+
+class TestPendingUntilTraffic:
+    """An adapter's metric without series at rest is pending; the load must bring it within a bound."""
+
+    def test_an_adapter_metric_without_series_is_pending_not_failed_before_the_load(self) -> None:
+        metrics_api, _ = api_with(
+            {APISERVICES + "v1beta1.external.metrics.k8s.io": available(), EXTERNAL_PATH: not_found(MISSING)}
+        )
+        readings, pending = metrics_api.preflight([EXTERNAL], NS, PODS, replicas=1)
+        assert readings == []
+        assert [p.spec for p in pending] == [EXTERNAL]
+
+    def test_a_resource_metric_metrics_server_does_not_serve_fails_at_once(self) -> None:
+        metrics_api, _ = api_with(
+            {
+                APISERVICES + "v1beta1.metrics.k8s.io": available(),
+                "/apis/metrics.k8s.io/v1beta1/namespaces/tfs/pods": value_list(),
+            }
+        )
+        with pytest.raises(Unavailable, match=r"^resource metric cpu .*has no values in metrics.k8s.io"):
+            metrics_api.preflight([CPU], NS, PODS, replicas=1)
+
+    def test_a_metric_that_appears_with_traffic_is_read_and_the_run_goes_on(self) -> None:
+        answers: dict[str, Answer | Exception] = {
+            APISERVICES + "v1beta1.external.metrics.k8s.io": available(),
+            EXTERNAL_PATH: not_found(MISSING),
+        }
+        metrics_api, _ = api_with(answers)
+        readings, pending = metrics_api.preflight([EXTERNAL], NS, PODS, replicas=1)
+        now = [0.0]
+        check = metrics_api.served_within(
+            pending, NS, PODS, 2, within=60, clock=lambda: now[0], readings=readings
+        )
+        assert check() is None  # not yet, and not overdue
+        answers[EXTERNAL_PATH] = value_list("30")
+        now[0] = 10
+        assert check() is None
+        assert [(r.spec, r.value) for r in readings] == [(EXTERNAL, 15.0)]  # AverageValue: 30 over 2 replicas
+        now[0] = 100
+        assert check() is None  # nothing is pending any more
+
+    def test_a_metric_still_unserved_past_the_bound_stops_the_run_in_one_line(self) -> None:
+        metrics_api, _ = api_with(
+            {APISERVICES + "v1beta1.external.metrics.k8s.io": available(), EXTERNAL_PATH: not_found(MISSING)}
+        )
+        readings, pending = metrics_api.preflight([EXTERNAL], NS, PODS, replicas=1)
+        now = [59.0]
+        check = metrics_api.served_within(
+            pending, NS, PODS, 1, within=60, clock=lambda: now[0], readings=readings
+        )
+        assert check() is None
+        now[0] = 60
+        assert check() == (
+            "external metric ingress_requests_per_second{route=tfs-tfs-8501} is not served by "
+            f"external.metrics.k8s.io (404): {MISSING}; still not served 60s into the load"
+        )

@@ -22,13 +22,21 @@ APIService (``apiregistration.k8s.io/v1``, ``<v>.<group>``) must be registered a
 ``Available``. Each failure is one line naming the metric and the API, raised as
 :class:`~tfsctl.errors.Unavailable`; an empty answer fails too, as it does in the
 controller ("no metrics returned from ... metrics API"). Every request is bounded.
+
+A metric from an adapter (Pods, Object, External) may have no series before traffic:
+prometheus-adapter serves a metric only once Prometheus holds a series for it, and TF
+Serving's and Traefik's request counters appear with the first request. Such a metric is
+not failed before the load: the preflight returns it as pending, and
+:meth:`MetricsApi.served_within` fails the run in one line when it is still not served a
+bound into the load. metrics-server (Resource metrics) serves every running pod at rest, so
+those fail at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +75,18 @@ class Reading:
     def describe(self) -> str:
         value = "" if self.value is None else f" = {self.value:g}"
         return f"{self.spec.describe()}{value} ({self.items} value(s) from {self.spec.api})"
+
+
+class MetricNotServed(Unavailable):
+    """The metric's API is Available but has no value for it (404 or an empty answer)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A metric the preflight found unserved: why, for the line that fails the run if it stays so."""
+
+    spec: MetricSpec
+    reason: str
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -206,13 +226,15 @@ class MetricsApi:
         path, query = self.request_of(spec, namespace, pod_selector)
         status, body = self._get(path, query)
         if status == 404:
-            raise Unavailable(f"{spec.describe()} is not served by {spec.api} (404): {_status_message(body)}")
+            raise MetricNotServed(
+                f"{spec.describe()} is not served by {spec.api} (404): {_status_message(body)}"
+            )
         if status != 200:
             raise Unavailable(f"{spec.describe()}: {spec.api} answered {status}: {_status_message(body)}")
         items = json.loads(body).get("items") or []
         where = f"pods {pod_selector}" if spec.source in ("Resource", "ContainerResource", "Pods") else "it"
         if not items:
-            raise Unavailable(
+            raise MetricNotServed(
                 f"{spec.describe()} has no values in {spec.api} for {where} "
                 f"(the HPA fails the same way: {_EMPTY[spec.api]})"
             )
@@ -230,16 +252,58 @@ class MetricsApi:
 
     def preflight(
         self, specs: Sequence[MetricSpec], namespace: str, pod_selector: str, replicas: int
-    ) -> list[Reading]:
-        """Every metric of the HPA is served now (APIService Available, values returned), or one line.
+    ) -> tuple[list[Reading], list[Pending]]:
+        """Every metric's APIService is Available and each metric is served now, or pending.
 
         ``pod_selector`` is the scale target's selector (``k=v,...``), ``replicas`` its current
-        replica count (External and Object ``AverageValue`` divide by it).
+        replica count (External and Object ``AverageValue`` divide by it). An unavailable API, an
+        error answer or an unserved Resource metric raises one line; an adapter's metric without
+        values yet is returned as pending (see the module docstring).
         """
-        readings = []
+        readings: list[Reading] = []
+        pending: list[Pending] = []
         for spec in specs:
             self.check_api_service(spec)
-            reading = self.read(spec, namespace, pod_selector, replicas)
+            try:
+                reading = self.read(spec, namespace, pod_selector, replicas)
+            except MetricNotServed as exc:
+                if spec.api == RESOURCE_METRICS_API:
+                    raise
+                log.info("preflight: %s (before the load: it must be served once traffic flows)", exc)
+                pending.append(Pending(spec, str(exc)))
+                continue
             log.info("preflight: %s", reading.describe())
             readings.append(reading)
-        return readings
+        return readings, pending
+
+    def served_within(
+        self,
+        pending: Sequence[Pending],
+        namespace: str,
+        pod_selector: str,
+        replicas: int,
+        within: float,
+        clock: Callable[[], float],
+        readings: list[Reading],
+    ) -> Callable[[], str | None]:
+        """An ``abort`` check for the load runner: the reason once a pending metric is overdue.
+
+        Each call re-reads the metrics still pending (a served one moves to ``readings``); when
+        ``within`` seconds of ``clock`` have passed and one is still not served, it returns the
+        line that fails the run. ``clock`` counts from the start of the load.
+        """
+        left = {p.spec: p.reason for p in pending}
+
+        def check() -> str | None:
+            for spec in list(left):
+                try:
+                    readings.append(self.read(spec, namespace, pod_selector, replicas))
+                    del left[spec]
+                except MetricNotServed as exc:
+                    left[spec] = str(exc)
+            if left and clock() >= within:
+                reason = next(iter(left.values()))
+                return f"{reason}; still not served {within:g}s into the load"
+            return None
+
+        return check

@@ -2,8 +2,10 @@
 
 Flow: resolve the release (Deployment, HPA and its metrics, Service and its
 LoadBalancer address), check that every metric of the HPA is served by the
-metrics API the HPA reads (``metrics_api.MetricsApi.preflight``: a metric that
-is not served fails here in one line, before any load), wait (bounded) until
+metrics API the HPA reads (``metrics_api.MetricsApi.preflight``: an API that is
+not Available fails here in one line, before any load; an adapter's metric
+with no series yet must be served within ``scale_out_within`` of the load's
+start, or the load stops and the run fails in one line naming it), wait (bounded) until
 it rests at ``minReplicas``, start the watchers (HPA and Deployment through
 the watch API, per-pod request counts every ``pod_interval`` seconds) as
 greenlets, run the load with the runner, keep watching until the release is
@@ -83,7 +85,8 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
     api = api if api is not None else api_client()
     view = ClusterView(api)
     objects = view.resolve(request.release, request.namespace)
-    readings = MetricsApi(api).preflight(
+    metrics_api = MetricsApi(api)
+    readings, pending = metrics_api.preflight(
         objects.metrics, objects.namespace, objects.pod_selector, objects.replicas
     )
     host = request.target or objects.rest_url
@@ -123,7 +126,18 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
     ]
     try:
         t0 = time.monotonic()
-        result = runner.run(settings, report_dir / "locust", on_sample=rec.samples.append)
+        served = metrics_api.served_within(
+            pending,
+            objects.namespace,
+            objects.pod_selector,
+            objects.replicas,
+            within=request.scale_out_within,
+            clock=clock,
+            readings=readings,
+        )
+        result = runner.run(
+            settings, report_dir / "locust", on_sample=rec.samples.append, abort=served if pending else None
+        )
         load_stopped = clock()
         deadline = load_stopped + request.scale_in_within + 15
         while clock() < deadline:
