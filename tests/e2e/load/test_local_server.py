@@ -177,9 +177,10 @@ def abort():
     asked.append(time.monotonic())
     return "metric m is not served" if len(asked) >= 3 else None
 
+settings = LoadSettings(host={fashion_server.endpoint.rest_url!r}, users=1, user_rps=5, duration=60)
 started = time.monotonic()
 try:
-    runner.run(LoadSettings(host={fashion_server.endpoint.rest_url!r}, users=1, user_rps=5, duration=60), abort=abort)
+    runner.run(settings, abort=abort)
 except Unavailable as exc:
     print(f"raised: {{exc}} after {{time.monotonic() - started:.1f}}s, asked {{len(asked)}}")
 """
