@@ -113,8 +113,10 @@ class RealNodes:
         binaries: NodeBinaries,
         progress: Progress | None = None,
         proxy_mode: str = "iptables",
+        process_node: bool = False,
     ) -> None:
         self.plan = plan
+        self.process_node = process_node
         self.root = state_dir / "nodes"
         self.pki_dir = pki_dir
         self.apiserver_port = apiserver_port
@@ -356,6 +358,7 @@ class RealNodes:
             say=self._say,
             ca_cert=(self.pki_dir / "ca.crt").read_bytes(),
             ca_key=(self.pki_dir / "ca.key").read_bytes(),
+            process_node=self.process_node,
         )
 
     def _install_addons(self, deadline: float) -> None:
