@@ -250,7 +250,7 @@ class LocalCluster:
             binaries=bins,
             progress=self._progress,
             proxy_mode=self.spec.proxy_mode,
-            process_node=bool(self.spec.agent_nodes()),
+            process_node=self.with_agent and bool(self.spec.agent_nodes()),
         )
 
     def _up_real_nodes(self, deadline: float) -> dict[str, float]:
