@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +165,19 @@ def test_a_manifest_without_the_speaker_is_refused_by_name(upstream: list[dict[s
 def test_metallb_is_installed_after_the_metrics_pipeline() -> None:
     names = [a.name for a in addons.ADDONS]
     assert names[-1] == "metallb" and names.index("metrics-pipeline") < names.index("metallb")
+
+
+@pytest.mark.parametrize("with_agent", [True, False])
+def test_the_add_on_is_told_whether_the_process_nodes_agent_runs(tmp_path: Path, with_agent: bool) -> None:
+    """--no-process-node keeps the node in the spec but starts no agent: then MetalLB serves all."""
+    from tfsbed.cluster import spec as cspec
+    from tfsbed.cluster.local import LocalCluster
+
+    local = LocalCluster(
+        cspec.ClusterSpec(name="tfsctl-unit", ports=cspec.Ports(28400), real_nodes=1),
+        state_dir=tmp_path / "state",
+        kubeconfig=tmp_path / "kubeconfig",
+        with_agent=with_agent,
+    )
+    assert local.spec.agent_nodes()
+    assert local.real_nodes().process_node is with_agent
