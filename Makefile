@@ -59,8 +59,8 @@ cluster-tools: ## Build (once, cached by version) Kubernetes, etcd, kwok and met
 	@$(TOOLCHAIN) ensure kubernetes etcd kwok metrics-server
 
 .PHONY: node-tools
-node-tools: ## Real nodes' tools: CoreDNS, the registry, Prometheus, prometheus-adapter, Traefik (built once), Debian's containerd, runc, CNI, umoci, skopeo
-	@$(TOOLCHAIN) ensure kubernetes coredns registry prometheus prometheus-adapter traefik
+node-tools: ## Real nodes' tools: CoreDNS, the registry, Prometheus, prometheus-adapter, MetalLB, Traefik (built once), Debian's containerd, runc, CNI, umoci, skopeo
+	@$(TOOLCHAIN) ensure kubernetes coredns registry prometheus prometheus-adapter metallb traefik
 	@$(TOOLCHAIN) debian
 
 .PHONY: lock

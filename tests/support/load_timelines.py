@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tfsctl.load.evaluate import HpaPoint, MetricValue, Observation, PodCounts, ReadyPoint
+from tfsctl.load.evaluate import HpaPoint, Observation, PodCounts, ReadyPoint
+from tfsctl.load.metrics import MetricSpec, MetricValue
 from tfsctl.load.shapes import Phase
 from tfsctl.load.thresholds import Summary, Thresholds, Verdict, check
 from tfsctl.load.timeline import Sample
 
 LOAD_STOP = 60.0
+CPU = MetricSpec("Resource", "cpu", "Utilization", 50.0)
 PHASES = [Phase("step 1", 0, 20, 4), Phase("step 2", 20, 40, 8), Phase("step 3", 40, 60, 12)]
 
 
@@ -45,7 +47,7 @@ def scenario(
         t = step * 5.0
         loaded = t < LOAD_STOP
         cpu = (cpu_peak if t >= 10 else 20.0) if loaded else 5.0
-        metric = (MetricValue("cpu", cpu, 50.0, "%"),)
+        metric = (MetricValue(CPU, cpu),)
         hpa.append(HpaPoint(t, desired(max(t - 5, 0)), desired(t), 1, max_replicas, metric))
         ready.append(ReadyPoint(t, desired(max(t - ready_lag, 0)), desired(t)))
         n_ready = desired(max(t - ready_lag, 0))

@@ -63,6 +63,9 @@ class GoTool:
     cgo: bool = False
     # Go build tags (``-tags``), e.g. to leave out optional parts a module builds by default
     tags: list[str] = field(default_factory=list)
+    # files of the module's source kept beside the binaries (``share/<path>``, see :func:`data`):
+    # upstream's own manifests, so they are read from the pinned version rather than copied here
+    data: tuple[str, ...] = ()
     # Build inside a copy of the module's own source tree (``binaries`` then name packages
     # relative to it, ``./cmd/x``), so that its go.mod's replace and exclude directives,
     # which Go ignores in a dependency, apply as in upstream's own build.
@@ -197,6 +200,23 @@ TOOLS: dict[str, Tool] = {
         "0.12.0",
         {"prometheus-adapter": "sigs.k8s.io/prometheus-adapter/cmd/adapter"},
     ),
+    # MetalLB gives the real nodes' `type: LoadBalancer` Services an address (addons/metallb.py);
+    # both binaries as upstream's controller/Dockerfile and speaker/Dockerfile build them.
+    "metallb": GoTool(
+        "metallb",
+        "go.universe.tf/metallb",
+        "0.15.2",
+        {
+            "metallb-controller": "go.universe.tf/metallb/controller",
+            "metallb-speaker": "go.universe.tf/metallb/speaker",
+        },
+        ldflags=[
+            "-X go.universe.tf/metallb/internal/version.gitCommit=v0.15.2",
+            "-X go.universe.tf/metallb/internal/version.gitBranch=v0.15",
+        ],
+        # the release manifest (`kustomize build config/native`): CRDs, RBAC, controller, speaker
+        data=("config/manifests/metallb-native.yaml",),
+    ),
     # The local cluster's Ingress controller (add-on ``traefik``). Built as upstream's
     # Makefile ``binary`` target does (``go build ./cmd/traefik`` in its own tree), because
     # its go.mod replaces gorilla/mux and go-http-auth with Containous forks, excludes a
@@ -291,7 +311,12 @@ def locked(path: Path) -> Iterator[None]:
 
 def _is_built(tool: Tool) -> bool:
     d = tool_dir(tool)
-    return (d / ".complete").exists() and all((d / "bin" / b).exists() for b in tool.binaries)
+    data = tool.data if isinstance(tool, GoTool) else ()
+    return (
+        (d / ".complete").exists()
+        and all((d / "bin" / b).exists() for b in tool.binaries)
+        and all((d / "share" / f).exists() for f in data)
+    )
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
@@ -311,7 +336,8 @@ def _go() -> str:
     return go
 
 
-def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) -> list[str]:
+def _download(go: str, tool: GoTool, env: dict[str, str], work: Path) -> dict[str, str]:
+    """``go mod download -json`` of the tool's module: where its ``go.mod`` and source (``Dir``) are."""
     out = subprocess.run(
         [go, "mod", "download", "-json", f"{tool.module}@v{tool.version}"],
         cwd=work,
@@ -323,7 +349,11 @@ def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) ->
         raise ToolchainError(f"downloading {tool.module}@v{tool.version} failed: {out.stderr.strip()}")
     import json
 
-    gomod = Path(json.loads(out.stdout)["GoMod"]).read_text()
+    return dict(json.loads(out.stdout))
+
+
+def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) -> list[str]:
+    gomod = Path(_download(go, tool, env, work)["GoMod"]).read_text()
     lines = []
     for line in gomod.splitlines():
         parts = line.split()
@@ -334,20 +364,9 @@ def _staging_replaces(go: str, tool: GoTool, env: dict[str, str], work: Path) ->
 
 def _module_source(go: str, tool: GoTool, env: dict[str, str], work: Path) -> Path:
     """A writable copy of the module's source tree in ``work/src``, with ``extra_files`` added."""
-    import json
-
     (work / "go.mod").write_text("module tfsctl.local/download\n\ngo 1.22\n")
-    out = subprocess.run(
-        [go, "mod", "download", "-json", f"{tool.module}@v{tool.version}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise ToolchainError(f"downloading {tool.module}@v{tool.version} failed: {out.stderr.strip()}")
     src = work / "src"
-    shutil.copytree(json.loads(out.stdout)["Dir"], src)
+    shutil.copytree(_download(go, tool, env, work)["Dir"], src)
     for d, _, files in os.walk(src):
         os.chmod(d, 0o755)
         for f in files:
@@ -368,20 +387,27 @@ def _build_go(tool: GoTool) -> None:
         work = Path(tmp)
         if tool.in_module:
             _log(f"{tool.name} v{tool.version}: downloading its source tree")
-            work = _module_source(go, tool, env, work)
-            _build_binaries(go, tool, env, work, dest)
-            return
-        (work / "go.mod").write_text("module tfsctl.local/build\n\ngo 1.22\n")
-        replaces = _staging_replaces(go, tool, env, work) if tool.staging_version else []
-        gomod = f"module tfsctl.local/build\n\ngo 1.22\n\nrequire {tool.module} v{tool.version}\n"
-        if replaces:
-            gomod += "\nreplace (\n" + "\n".join(replaces) + "\n)\n"
-        (work / "go.mod").write_text(gomod)
-        imports = "\n".join(f'\t_ "{pkg}"' for pkg in sorted(set(tool.binaries.values())))
-        (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
-        _log(f"{tool.name} v{tool.version}: resolving modules")
-        _run([go, "mod", "tidy", "-e"], work, env, f"resolving {tool.module}")
-        _build_binaries(go, tool, env, work, dest)
+            build_dir = _module_source(go, tool, env, work)
+        else:
+            build_dir = work
+            (work / "go.mod").write_text("module tfsctl.local/build\n\ngo 1.22\n")
+            replaces = _staging_replaces(go, tool, env, work) if tool.staging_version else []
+            gomod = f"module tfsctl.local/build\n\ngo 1.22\n\nrequire {tool.module} v{tool.version}\n"
+            if replaces:
+                gomod += "\nreplace (\n" + "\n".join(replaces) + "\n)\n"
+            (work / "go.mod").write_text(gomod)
+            imports = "\n".join(f'\t_ "{pkg}"' for pkg in sorted(set(tool.binaries.values())))
+            (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+            _log(f"{tool.name} v{tool.version}: resolving modules")
+            _run([go, "mod", "tidy", "-e"], work, env, f"resolving {tool.module}")
+        _build_binaries(go, tool, env, build_dir, dest)
+        if tool.data:
+            source = Path(_download(go, tool, env, work)["Dir"])
+            for rel in tool.data:
+                if not (source / rel).is_file():
+                    raise ToolchainError(f"{tool.module}@v{tool.version} has no {rel} (GoTool.data)")
+                (dest / "share" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / rel, dest / "share" / rel)
 
 
 def _build_binaries(go: str, tool: GoTool, env: dict[str, str], work: Path, dest: Path) -> None:
@@ -456,14 +482,15 @@ def ensure(name: str) -> Path:
     """Build (once) and link the named tool; return the directory holding its binaries.
 
     A tool already on PATH at the pinned version (outside .tools/bin) is linked
-    instead of built.
+    instead of built, unless it keeps files of its module source (``GoTool.data``).
     """
     try:
         tool = TOOLS[name]
     except KeyError:
         raise ToolchainError(f"unknown tool {name!r}; known: {', '.join(TOOLS)}") from None
     dest = tool_dir(tool)
-    if not _is_built(tool) and (found := _on_path_at_version(tool)) is not None:
+    keeps_data = isinstance(tool, GoTool) and bool(tool.data)
+    if not _is_built(tool) and not keeps_data and (found := _on_path_at_version(tool)) is not None:
         _log(f"{tool.name} v{tool.version}: using {found} from PATH")
         _link(tool, found)
         return found
@@ -531,6 +558,15 @@ def ensure_debian(names: list[str] | None = None) -> None:
                 f"(run `apt-get install -y {' '.join(still or missing)}` to see why)"
             )
         _log(f"installed Debian packages: {' '.join(missing)}")
+
+
+def data(name: str, path: str) -> Path:
+    """A file of a pinned Go tool's module source (one of its ``data``), building the tool if needed."""
+    tool = TOOLS.get(name)
+    if not isinstance(tool, GoTool) or path not in tool.data:
+        raise ToolchainError(f"no pinned Go tool {name!r} keeps {path!r} (GoTool.data)")
+    ensure(name)
+    return tool_dir(tool) / "share" / path
 
 
 def binary(name: str) -> Path:

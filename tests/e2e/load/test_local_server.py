@@ -159,3 +159,33 @@ class TestLocustCommandLine:
         assert done.returncode == 1, done.stderr[-2000:]
         assert "threshold violated: p95" in done.stderr
         assert "grpc" in done.stdout + done.stderr
+
+
+def test_an_abort_reason_stops_the_run_and_is_raised(fashion_server: LocalServer) -> None:
+    """verify-autoscaling stops the load when a metric stays unserved: runner.run's ``abort``."""
+    import subprocess
+    import sys
+
+    script = f"""
+import time
+from tfsctl.errors import Unavailable
+from tfsctl.load import runner
+from tfsctl.load.options import LoadSettings
+
+asked = []
+def abort():
+    asked.append(time.monotonic())
+    return "metric m is not served" if len(asked) >= 3 else None
+
+settings = LoadSettings(host={fashion_server.endpoint.rest_url!r}, users=1, user_rps=5, duration=60)
+started = time.monotonic()
+try:
+    runner.run(settings, abort=abort)
+except Unavailable as exc:
+    print(f"raised: {{exc}} after {{time.monotonic() - started:.1f}}s, asked {{len(asked)}}")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("raised: metric m is not served after "), proc.stdout + proc.stderr
+    assert float(line.split(" after ")[1].split("s,")[0]) < 20  # stopped well before its 60 s

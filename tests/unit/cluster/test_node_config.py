@@ -101,7 +101,9 @@ def test_containerd_config_has_the_settings_this_machine_needs() -> None:
 def test_mirror_hosts_send_pulls_to_the_local_registry(upstream: str) -> None:
     doc = tomllib.loads(nconfig.mirror_hosts("172.31.48.1:30461", upstream))
     assert doc["host"]["http://172.31.48.1:30461"]["capabilities"] == ["pull", "resolve"]
-    assert upstream.split(".")[0] in doc["server"] or "docker" in doc["server"]
+    assert doc["server"] == (
+        "https://registry-1.docker.io" if upstream == "docker.io" else f"https://{upstream}"
+    )
 
 
 def test_kubelet_config_has_the_settings_this_machine_needs_and_keeps_sync_defaults() -> None:
@@ -157,6 +159,7 @@ def test_holder_masks_each_kubelet_sysctl_and_makes_run_lib_log_private() -> Non
         ("docker.io/locustio/locust:2.0", "locustio/locust:2.0"),
         ("registry.k8s.io/pause:3.10.1", "pause:3.10.1"),
         ("registry.k8s.io/coredns/coredns:v1.14.7", "coredns/coredns:v1.14.7"),
+        ("quay.io/metallb/speaker:v0.15.2", "metallb/speaker:v0.15.2"),
     ],
 )
 def test_mirror_path_is_the_path_the_upstream_registry_serves(image: str, path: str) -> None:
@@ -165,7 +168,7 @@ def test_mirror_path_is_the_path_the_upstream_registry_serves(image: str, path: 
 
 def test_mirror_path_refuses_an_unmirrored_registry() -> None:
     with pytest.raises(ValueError, match="not on a mirrored registry"):
-        nconfig.mirror_path("quay.io/x/y:1")
+        nconfig.mirror_path("ghcr.io/x/y:1")
 
 
 def test_coredns_runs_on_the_real_node_and_reads_the_api_with_its_token() -> None:

@@ -124,6 +124,57 @@ def test_a_binary_added_to_a_built_tool_is_built_alone(
     assert (tc.tool_dir(tool) / ".complete").exists()
 
 
+def _fake_go(tmp_path: Path, module_dir: Path) -> Path:
+    """A ``go`` that "builds" empty binaries and reports ``module_dir`` as the module's source."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "path" / "go"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'if [ "$1" = build ]; then while [ "$1" != -o ]; do shift; done; : > "$2"; fi\n'
+        f'if [ "$1" = mod ] && [ "$2" = download ]; then echo \'{{"Dir": "{module_dir}"}}\'; fi\n'
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_tools_module_files_are_kept_beside_its_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GoTool.data: upstream's manifests come from the pinned module, read back with data()."""
+    module = tmp_path / "mod"
+    (module / "config").mkdir(parents=True)
+    (module / "config" / "all.yaml").write_text("kind: List\n")
+    fake = _fake_go(tmp_path, module)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    tool = tc.GoTool(
+        "demo", "example.com/demo", "1.0.0", {"d": "example.com/demo/d"}, data=("config/all.yaml",)
+    )
+    monkeypatch.setitem(tc.TOOLS, "demo", tool)
+    path = tc.data("demo", "config/all.yaml")
+    assert path == tc.tool_dir(tool) / "share" / "config" / "all.yaml"
+    assert path.read_text() == "kind: List\n"
+    with pytest.raises(tc.ToolchainError, match=r"no pinned Go tool 'demo' keeps 'other.yaml'"):
+        tc.data("demo", "other.yaml")
+
+
+def test_a_module_file_that_is_not_in_the_module_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _fake_go(tmp_path, tmp_path / "empty-module")
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("TFSCTL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFSCTL_BIN_DIR", str(tmp_path / "bin"))
+    tool = tc.GoTool("demo", "example.com/demo", "1.0.0", {"d": "example.com/demo/d"}, data=("gone.yaml",))
+    monkeypatch.setitem(tc.TOOLS, "demo", tool)
+    with pytest.raises(tc.ToolchainError, match=r"example.com/demo@v1.0.0 has no gone.yaml"):
+        tc.ensure("demo")
+    assert not (tc.tool_dir(tool) / ".complete").exists()
+
+
 def test_an_in_module_tool_builds_in_a_writable_copy_of_its_source_with_the_extra_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+from dataclasses import replace
 from pathlib import Path
 
-from support.load_timelines import PHASES, desired_profile, samples, scenario
+from support.load_timelines import CPU, LOAD_STOP, PHASES, desired_profile, samples, scenario
 from tfsctl.load import report
 from tfsctl.load.evaluate import Expectations, evaluate
+from tfsctl.load.metrics import MetricSpec, MetricValue
 
 EXPECT = Expectations(at_least=3, scale_out_within=30, scale_in_within=60)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,3 +69,67 @@ class TestReportFiles:
         spread = next(c for c in data["checks"] if c["name"] == "spread")
         assert spread["status"] == "fail"
         assert spread["details"]["busiest_pod"] == "tfs-0"
+
+
+ROUTE_RPS = MetricSpec("External", "ingress_requests_per_second", "AverageValue", 10.0, "route=tfs-tfs-8501")
+
+
+def with_external_metric(rep: report.Report) -> report.Report:
+    """The same run with an External metric next to cpu; the HPA reported it from t=10 on."""
+    obs = rep.observation
+    points = []
+    for p in obs.hpa:
+        rps = MetricValue(ROUTE_RPS, (25.0 if p.t < LOAD_STOP else 0.0) if p.t >= 10 else None)
+        points.append(replace(p, metrics=(*p.metrics, rps)))
+    obs = replace(obs, hpa=points, metrics=(CPU, ROUTE_RPS))
+    return replace(rep, observation=obs, evaluation=evaluate(obs, EXPECT))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    return struct.unpack(">II", data[16:24])  # IHDR width, height
+
+
+class TestMetricLines:
+    def test_json_lists_every_hpa_metric_with_its_target_and_series(self, tmp_path: Path) -> None:
+        data = json.loads(report.write(with_external_metric(build()), tmp_path)["json"].read_text())
+        cpu, rps = data["metrics"]
+        assert {k: cpu[k] for k in ("name", "type", "target_type", "target", "unit", "api")} == {
+            "name": "cpu", "type": "Resource", "target_type": "Utilization", "target": 50.0, "unit": "%",
+            "api": "metrics.k8s.io",
+        }  # fmt: skip
+        fields = ("name", "metric", "type", "target_type", "target", "selector", "api")
+        assert {k: rps[k] for k in fields} == {
+            "name": "external/ingress_requests_per_second{route=tfs-tfs-8501}",
+            "metric": "ingress_requests_per_second", "type": "External", "target_type": "AverageValue",
+            "target": 10.0, "selector": "route=tfs-tfs-8501", "api": "external.metrics.k8s.io",
+        }  # fmt: skip
+        assert rps["tolerance"] == {"scale_up": 0.1, "scale_down": 0.1}
+        assert rps["series"][:3] == [{"t": 0.0, "current": None}, {"t": 5.0, "current": None},
+                                     {"t": 10.0, "current": 25.0}]  # fmt: skip
+        assert len(rps["series"]) == len(data["timeline"]["hpa"])
+        assert cpu["series"][2] == {"t": 10.0, "current": 180.0}
+        assert data["timeline"]["hpa"][2]["metrics"][1] == {
+            "name": "external/ingress_requests_per_second{route=tfs-tfs-8501}",
+            "current": 25.0, "target": 10.0, "unit": "",
+        }  # fmt: skip
+
+    def test_a_metric_the_hpa_never_reported_is_still_listed(self, tmp_path: Path) -> None:
+        rep = build()
+        rep.observation.metrics = (CPU, ROUTE_RPS)
+        data = json.loads(report.write(rep, tmp_path)["json"].read_text())
+        assert [(m["name"], m["series"]) for m in data["metrics"][1:]] == [
+            ("external/ingress_requests_per_second{route=tfs-tfs-8501}", [])
+        ]
+        page = (tmp_path / "report.html").read_text()
+        assert "<td>external/ingress_requests_per_second{route=tfs-tfs-8501}</td><td>External</td>" in page
+        assert "no value reported" in page
+
+    def test_the_plot_has_a_panel_per_metric(self, tmp_path: Path) -> None:
+        one = png_size(report.write(build(), tmp_path / "one")["plot"])
+        two = png_size(report.write(with_external_metric(build()), tmp_path / "two")["plot"])
+        assert one[0] == two[0] == 1000
+        assert two[1] - one[1] == 220  # one more 2.2-inch panel at 100 dpi
+        page = (tmp_path / "two" / "report.html").read_text()
+        assert "<td>AverageValue 10 </td><td>25</td>" in page

@@ -9,9 +9,10 @@ a person can act on, plus the ``decisions`` (the moments the verdict hangs on).
 Expectations:
 
 - ``scale-out``: at least ``K`` ready replicas within ``S`` seconds after the
-  load crossed the target. "Crossed the target" is the first HPA status whose
-  metric value exceeds its target; when the HPA never reported one, the moment
-  the load shape reached its peak.
+  load crossed the target. "Crossed the target" is the first HPA status with a
+  metric far enough above its target that the controller scales out (usage
+  ratio above ``1 + tolerance``, :class:`tfsctl.load.metrics.MetricValue`);
+  when the HPA never reported one, the moment the load shape reached its peak.
 - ``scale-in``: back to ``minReplicas`` (ready and desired) within ``S``
   seconds after the load stopped.
 - ``max-replicas``: desired, current and ready never above ``maxReplicas``.
@@ -27,28 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from tfsctl.load.metrics import MetricSpec, MetricValue
 from tfsctl.load.thresholds import Summary, Verdict
 
 Status = Literal["pass", "fail", "skip"]
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """One HPA metric: its name (``cpu``, ``pods/requests_per_second``), current value and target."""
-
-    name: str
-    current: float | None
-    target: float | None
-    unit: str = ""  # "%" for utilization, else empty
-
-    @property
-    def above_target(self) -> bool:
-        return self.current is not None and self.target is not None and self.current > self.target
-
-    def describe(self) -> str:
-        current = "?" if self.current is None else f"{self.current:g}{self.unit}"
-        target = "?" if self.target is None else f"{self.target:g}{self.unit}"
-        return f"{self.name} {current}/{target}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +83,7 @@ class Observation:
     min_replicas: int | None = None
     max_replicas: int | None = None
     pods_note: str = ""  # why per-pod counts are missing, when they are
+    metrics: Sequence[MetricSpec] = ()  # the HPA's spec.metrics, also when the status never had values
 
 
 @dataclass(frozen=True)

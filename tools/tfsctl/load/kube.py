@@ -17,7 +17,8 @@ from typing import Any
 
 from tfsctl import kubestate
 from tfsctl.errors import NotFound, ReleaseNotFound, ToolkitError, Unavailable
-from tfsctl.load.evaluate import HpaPoint, MetricValue, ReadyPoint
+from tfsctl.load.evaluate import HpaPoint, ReadyPoint
+from tfsctl.load.metrics import MetricSpec, current_values, selector_string, specs
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +42,9 @@ class ReleaseObjects:
     rest_url: str | None  # from the LoadBalancer ingress, None when it has none
     grpc_target: str | None
     rest_port_name: str = "rest"
-
-
-def _quantity(value: Any) -> float | None:
-    if value is None:
-        return None
-    from kubernetes.utils import parse_quantity
-
-    return float(parse_quantity(str(value)))
-
-
-def metric_values(hpa: Any) -> tuple[MetricValue, ...]:
-    """Current values of the HPA's metrics next to their targets (Resource and Pods metrics)."""
-    targets: dict[str, tuple[float | None, str]] = {}
-    for spec in hpa.spec.metrics or []:
-        if spec.type == "Resource" and spec.resource is not None:
-            target = spec.resource.target
-            if target.average_utilization is not None:
-                targets[spec.resource.name] = (float(target.average_utilization), "%")
-            else:
-                targets[spec.resource.name] = (_quantity(target.average_value or target.value), "")
-        elif spec.type == "Pods" and spec.pods is not None:
-            targets[f"pods/{spec.pods.metric.name}"] = (_quantity(spec.pods.target.average_value), "")
-    values: dict[str, float | None] = {}
-    for current in (hpa.status.current_metrics or []) if hpa.status else []:
-        if current.type == "Resource" and current.resource is not None:
-            cur = current.resource.current
-            name = current.resource.name
-            if targets.get(name, (None, ""))[1] == "%":
-                values[name] = None if cur.average_utilization is None else float(cur.average_utilization)
-            else:
-                values[name] = _quantity(cur.average_value or cur.value)
-        elif current.type == "Pods" and current.pods is not None:
-            values[f"pods/{current.pods.metric.name}"] = _quantity(current.pods.current.average_value)
-    return tuple(
-        MetricValue(name, values.get(name), target, unit) for name, (target, unit) in sorted(targets.items())
-    )
+    metrics: tuple[MetricSpec, ...] = ()  # the HPA's spec.metrics
+    pod_selector: str = ""  # the Deployment's selector as the HPA sends it (labels.Selector.String())
+    replicas: int = 0  # the Deployment's current spec.replicas (what the HPA divides per-pod targets by)
 
 
 def hpa_point(hpa: Any, t: float) -> HpaPoint:
@@ -87,7 +55,7 @@ def hpa_point(hpa: Any, t: float) -> HpaPoint:
         desired=int(status.desired_replicas or 0) if status else 0,
         min_replicas=int(hpa.spec.min_replicas or 1),
         max_replicas=int(hpa.spec.max_replicas),
-        metrics=metric_values(hpa),
+        metrics=current_values(hpa),
     )
 
 
@@ -191,6 +159,9 @@ class ClusterView:
             service=service.metadata.name,
             rest_url=f"http://{address}:{ports['rest']}" if address else None,
             grpc_target=f"{address}:{ports['grpc']}" if address and "grpc" in ports else None,
+            metrics=specs(hpa),
+            pod_selector=selector_string(deployment.spec.selector),
+            replicas=int(deployment.spec.replicas or 0),
         )
 
     def current(self, objects: ReleaseObjects, t: float) -> tuple[HpaPoint, ReadyPoint]:

@@ -1,9 +1,11 @@
 """Autoscaling report: ``report.json``, a PNG plot and a self-contained ``report.html``.
 
 The plot (matplotlib, Agg backend, no display needed) stacks request rate,
-p95 latency and replicas (HPA desired, Deployment ready) on one time axis, with
-the load phases shaded, the moment the load crossed the target and the moment
-it stopped marked. The HTML embeds the PNG (base64) and lists each expectation
+p95 latency, replicas (HPA desired, Deployment ready) and, for every metric of
+the HPA, the value the HPA computed against its target (with the tolerance
+band in which the HPA does not act) on one time axis, with the load phases
+shaded, the moment the load crossed the target and the moment it stopped
+marked. The HTML embeds the PNG (base64) and lists each expectation
 with its verdict and reason, the decisions and the load summary.
 """
 
@@ -18,10 +20,43 @@ from pathlib import Path
 from typing import Any
 
 from tfsctl.load.evaluate import Evaluation, Expectations, Observation, crossed_target
+from tfsctl.load.metrics import MetricSpec, Tolerances
 from tfsctl.load.shapes import Phase
 from tfsctl.load.timeline import Sample
 
 PLOT_NAME = "autoscaling.png"
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One HPA metric over the run: its spec, tolerance and (t, value the HPA computed) points."""
+
+    spec: MetricSpec
+    tolerances: Tolerances
+    points: tuple[tuple[float, float | None], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.spec.to_dict(),
+            "tolerance": {"scale_up": self.tolerances.scale_up, "scale_down": self.tolerances.scale_down},
+            "series": [{"t": t, "current": v} for t, v in self.points],
+        }
+
+
+def metric_series(obs: Observation) -> list[MetricSeries]:
+    """Every metric of the HPA (spec order; those only seen in the status after) with its series."""
+    specs: dict[str, MetricSpec] = {s.key: s for s in obs.metrics}
+    tolerances: dict[str, Tolerances] = {}
+    points: dict[str, list[tuple[float, float | None]]] = {key: [] for key in specs}
+    for point in obs.hpa:
+        for m in point.metrics:
+            specs.setdefault(m.name, m.spec)
+            tolerances[m.name] = m.tolerances
+            points.setdefault(m.name, []).append((point.t, m.current))
+    return [
+        MetricSeries(spec, tolerances.get(key, Tolerances()), tuple(points[key]))
+        for key, spec in specs.items()
+    ]
 
 
 @dataclass
@@ -53,6 +88,7 @@ class Report:
                 "peak_reached_at_s": obs.peak_reached,
                 "phases": [asdict(p) for p in self.phases],
             },
+            "metrics": [m.to_dict() for m in metric_series(obs)],
             "timeline": {
                 "load": [s.to_dict() for s in self.samples],
                 "hpa": [
@@ -62,7 +98,7 @@ class Report:
                         "desired": p.desired,
                         "min": p.min_replicas,
                         "max": p.max_replicas,
-                        "metrics": [asdict(m) for m in p.metrics],
+                        "metrics": [m.to_dict() for m in p.metrics],
                     }
                     for p in obs.hpa
                 ],
@@ -91,7 +127,11 @@ def plot(report: Report, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     obs = report.observation
-    fig, (ax_rps, ax_lat, ax_rep) = plt.subplots(3, 1, sharex=True, figsize=(10, 7.5), dpi=100)
+    series = metric_series(obs)
+    fig, axes = plt.subplots(
+        3 + len(series), 1, sharex=True, figsize=(10, 7.5 + 2.2 * len(series)), dpi=100, squeeze=False
+    )
+    ax_rps, ax_lat, ax_rep, *ax_metrics = [row[0] for row in axes]
     fig.suptitle(report.title + ("  -  PASSED" if report.evaluation.passed else "  -  FAILED"), fontsize=12)
     t = [s.t for s in report.samples]
 
@@ -131,19 +171,22 @@ def plot(report: Report, path: Path) -> Path:
         at_least, color="tab:green", linestyle="--", linewidth=1, alpha=0.6, label=f"expected >= {at_least}"
     )
     ax_rep.set_ylabel("replicas")
-    ax_rep.set_xlabel("seconds since the load started")
+    for ax, metric in zip(ax_metrics, series, strict=True):
+        _plot_metric(ax, metric, end)
+    (ax_metrics or [ax_rep])[-1].set_xlabel("seconds since the load started")
     ax_rep.set_ylim(bottom=0, top=max([obs.max_replicas or 0, report.expectations.at_least, 1]) + 1)
     ax_rep.legend(loc="upper right", fontsize=8)
 
     t_ref, _ = crossed_target(obs)
+    every = (ax_rps, ax_lat, ax_rep, *ax_metrics)
     for i, phase in enumerate(report.phases):
-        for ax in (ax_rps, ax_lat, ax_rep):
+        for ax in every:
             ax.axvspan(phase.start, phase.end, color="tab:blue" if i % 2 else "tab:cyan", alpha=0.07)
         ax_rps.annotate(
             phase.name, xy=((phase.start + phase.end) / 2, 1.0), xycoords=("data", "axes fraction"),
             ha="center", va="bottom", fontsize=7,
         )  # fmt: skip
-    for ax in (ax_rps, ax_lat, ax_rep):
+    for ax in every:
         ax.axvline(obs.load_stopped, color="black", linestyle="--", linewidth=1)
         ax.axvline(t_ref, color="tab:red", linestyle="-.", linewidth=1)
         ax.grid(alpha=0.3)
@@ -161,6 +204,33 @@ def plot(report: Report, path: Path) -> Path:
     return path
 
 
+def _plot_metric(ax: Any, metric: MetricSeries, end: float) -> None:
+    """The value the HPA computed (steps, as it holds until the next sync) against the target."""
+    spec, tol = metric.spec, metric.tolerances
+    unit = f" ({spec.unit})" if spec.unit else ""
+    known = [(t, v) for t, v in metric.points if v is not None]
+    if known:
+        xs, ys = _steps(known, end)
+        ax.step(xs, ys, where="post", color="tab:brown", linewidth=1.5, label=f"{spec.key}{unit}")
+    ax.axhline(
+        spec.target, color="tab:red", linestyle="--", linewidth=1,
+        label=f"{spec.target_type} target {spec.target:g}{spec.unit if spec.unit == '%' else ''}",
+    )  # fmt: skip
+    ax.axhspan(
+        spec.target * (1 - tol.scale_down), spec.target * (1 + tol.scale_up), color="tab:red", alpha=0.08,
+        label=f"tolerance -{tol.scale_down:.0%}/+{tol.scale_up:.0%} (HPA does not act)",
+    )  # fmt: skip
+    if not known:
+        ax.annotate(
+            "the HPA reported no value for this metric", xy=(0.5, 0.5), xycoords="axes fraction",
+            ha="center", fontsize=8, color="tab:red",
+        )  # fmt: skip
+    ax.set_ylim(bottom=0, top=max([spec.target * 1.5, *(v for _, v in known)]) * 1.1)
+    ax.set_ylabel(f"{spec.source}{unit}", fontsize=8)
+    ax.set_title(spec.describe(), fontsize=8, loc="left")
+    ax.legend(loc="upper right", fontsize=7)
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem}
@@ -170,6 +240,11 @@ td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical
 .skip{color:#777;font-weight:600} .banner{padding:.6rem 1rem;border-radius:6px;font-weight:600}
 .banner.pass{background:#e6f4ea} .banner.fail{background:#fde7e9} img{max-width:100%} code{background:#f4f4f4}
 """
+
+
+def _peak(metric: MetricSeries) -> str:
+    values = [v for _, v in metric.points if v is not None]
+    return f"{max(values):g} {metric.spec.unit}".strip() if values else "no value reported"
 
 
 def render_html(report: Report, png: bytes) -> str:
@@ -189,6 +264,11 @@ def render_html(report: Report, png: bytes) -> str:
         "scale-out"
     )
     decisions = "".join(f"<li>{e(d)}</li>" for d in ev.decisions)
+    metrics = "".join(
+        f"<tr><td>{e(m.spec.key)}</td><td>{e(m.spec.source)}</td><td>{e(m.spec.api)}</td>"
+        f"<td>{e(m.spec.target_type)} {m.spec.target:g} {e(m.spec.unit)}</td><td>{e(_peak(m))}</td></tr>"
+        for m in metric_series(report.observation)
+    )
     summary = report.observation.summary
     phases = "".join(
         f"<tr><td>{e(p.name)}</td><td>{p.start:g}s - {p.end:g}s</td><td>{p.users}</td></tr>"
@@ -208,9 +288,13 @@ def render_html(report: Report, png: bytes) -> str:
 <p>{e(expectations)}</p>
 <table><tr><th>check</th><th>verdict</th><th>reason</th></tr>{rows}</table>
 <h2>Timeline</h2>
-<img alt="requests per second, p95 latency, desired and ready replicas over time" src="data:image/png;base64,{
+<img alt="load, latency, replicas and HPA metrics against targets over time" src="data:image/png;base64,{
         image
     }">
+<h2>HPA metrics</h2>
+<table><tr><th>metric</th><th>type</th><th>read from</th><th>target</th><th>peak the HPA saw</th></tr>{
+        metrics
+    }</table>
 <h2>Decisions</h2>
 <ol>{decisions}</ol>
 <h2>Load</h2>

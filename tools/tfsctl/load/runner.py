@@ -30,7 +30,7 @@ from locust.html import get_html_report
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter, stats_history
 from locust.util.load_locustfile import load_locustfile
 
-from tfsctl.errors import InvalidInput, Timeout
+from tfsctl.errors import InvalidInput, Timeout, Unavailable
 from tfsctl.load import thresholds
 from tfsctl.load.options import LoadSettings, limits_from
 from tfsctl.load.shapes import Phase
@@ -111,6 +111,7 @@ def run(
     on_sample: Callable[[Sample], None] | None = None,
     sample_interval: float = 1.0,
     grace: float = 30.0,
+    abort: Callable[[], str | None] | None = None,
 ) -> LoadResult:
     """Apply the load described by ``settings``; return what it measured.
 
@@ -118,6 +119,9 @@ def run(
     is stopped and ``Timeout`` raised. ``report_dir`` receives ``locust_stats.csv``,
     ``locust_stats_history.csv``, ``locust_failures.csv``, ``locust_exceptions.csv``,
     ``timeline.csv`` and ``locust_report.html``.
+
+    ``abort`` is asked every ``sample_interval`` seconds while the load runs (in its own
+    greenlet); when it returns a reason, the run stops and ``Unavailable`` is raised with it.
     """
     shape = settings.build_shape()  # validates the shape before anything starts
     user_classes, shape_instances = _load(locustfile)
@@ -171,8 +175,21 @@ def run(
         settings.transport,
         settings.host,
     )
+    aborted: list[str] = []
+
+    def guard_loop() -> None:
+        assert abort is not None
+        while True:
+            gevent.sleep(sample_interval)
+            reason = abort()
+            if reason is not None:
+                aborted.append(reason)
+                runner.quit()
+                return
+
     runner.start_shape()
     sampling = gevent.spawn(sample_loop)
+    guard = gevent.spawn(guard_loop) if abort is not None else None
     limit = (shape.duration or settings.duration) + grace
     try:
         if not runner.greenlet.join(timeout=limit):
@@ -183,12 +200,16 @@ def run(
     finally:
         stopped = time.time()
         sampling.kill()
+        if guard is not None:
+            guard.kill()
         history.kill(block=False)
         env.events.quitting.fire(environment=env, reverse=True)
         if runner.state != "stopped":
             runner.quit()
         if writer is not None:
             writer.kill()
+    if aborted:
+        raise Unavailable(aborted[0])
     summary = thresholds.summarize(runner.stats.total)
     verdict = thresholds.check(summary, limits_from(opts))
     exit_code = env.process_exit_code if env.process_exit_code is not None else (0 if verdict.passed else 1)

@@ -1,12 +1,17 @@
 """``verify-autoscaling``: apply load, record what the HPA and the Deployment did, judge, report.
 
-Flow: resolve the release (Deployment, HPA, Service and its LoadBalancer
-address), wait (bounded) until it rests at ``minReplicas``, start the watchers
-(HPA and Deployment through the watch API, per-pod request counts every
-``pod_interval`` seconds) as greenlets, run the load with the runner, keep
-watching until the release is back at its minimum or ``scale_in_within`` (plus
-a margin) has passed, then hand the recording to the pure ``evaluate`` and
-write the report. Importing this module imports Locust (gevent patching).
+Flow: resolve the release (Deployment, HPA and its metrics, Service and its
+LoadBalancer address), check that every metric of the HPA is served by the
+metrics API the HPA reads (``metrics_api.MetricsApi.preflight``: an API that is
+not Available fails here in one line, before any load; an adapter's metric
+with no series yet must be served within ``scale_out_within`` of the load's
+start, or the load stops and the run fails in one line naming it), wait (bounded) until
+it rests at ``minReplicas``, start the watchers (HPA and Deployment through
+the watch API, per-pod request counts every ``pod_interval`` seconds) as
+greenlets, run the load with the runner, keep watching until the release is
+back at its minimum or ``scale_in_within`` (plus a margin) has passed, then
+hand the recording to the pure ``evaluate`` and write the report. Importing
+this module imports Locust (gevent patching).
 """
 
 from __future__ import annotations  # noqa: I001 - the runner (locust, gevent patching) before kubernetes
@@ -25,6 +30,7 @@ from tfsctl.kubeclient import api_client
 from tfsctl.load import report as reports
 from tfsctl.load.evaluate import Expectations, HpaPoint, Observation, PodCounts, ReadyPoint, evaluate
 from tfsctl.load.kube import ClusterView, ReleaseObjects
+from tfsctl.load.metrics_api import MetricsApi
 from tfsctl.load.options import LoadSettings
 from tfsctl.load.timeline import Sample
 
@@ -76,8 +82,13 @@ def _wait_at_minimum(view: ClusterView, objects: ReleaseObjects, timeout: float)
 
 def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyOutcome:
     """Run the verification; never raises for a failed expectation (see ``outcome.report.evaluation``)."""
-    view = ClusterView(api if api is not None else api_client())
+    api = api if api is not None else api_client()
+    view = ClusterView(api)
     objects = view.resolve(request.release, request.namespace)
+    metrics_api = MetricsApi(api)
+    readings, pending = metrics_api.preflight(
+        objects.metrics, objects.namespace, objects.pod_selector, objects.replicas
+    )
     host = request.target or objects.rest_url
     if not host:
         raise InvalidInput(
@@ -115,7 +126,18 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
     ]
     try:
         t0 = time.monotonic()
-        result = runner.run(settings, report_dir / "locust", on_sample=rec.samples.append)
+        served = metrics_api.served_within(
+            pending,
+            objects.namespace,
+            objects.pod_selector,
+            objects.replicas,
+            within=request.scale_out_within,
+            clock=clock,
+            readings=readings,
+        )
+        result = runner.run(
+            settings, report_dir / "locust", on_sample=rec.samples.append, abort=served if pending else None
+        )
         load_stopped = clock()
         deadline = load_stopped + request.scale_in_within + 15
         while clock() < deadline:
@@ -142,6 +164,7 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
         min_replicas=objects.min_replicas,
         max_replicas=objects.max_replicas,
         pods_note=rec.pod_notes[-1] if rec.pod_notes and not any(p.counts for p in rec.pods) else "",
+        metrics=objects.metrics,
     )
     expectations = Expectations(
         at_least=request.at_least,
@@ -174,6 +197,7 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
             "p95_limit_ms": settings.limits.p95_ms,
             "p99_limit_ms": settings.limits.p99_ms,
             "max_failure_ratio": settings.limits.max_failure_ratio,
+            "preflight": [r.describe() for r in readings],
         },
         expectations=expectations,
         observation=obs,

@@ -34,6 +34,8 @@ class Context:
     # the cluster CA (PEM), for add-ons that serve TLS the apiserver verifies (aggregated APIs)
     ca_cert: bytes = b""
     ca_key: bytes = b""
+    # whether the cluster also has the process node, whose agent balances Services it can reach
+    process_node: bool = False
 
 
 class Addon(Protocol):
@@ -64,6 +66,10 @@ ADDONS.append(MetricsPipeline())
 from tfsbed.cluster.addons.traefik import Traefik  # noqa: E402
 
 ADDONS.append(Traefik())
+
+from tfsbed.cluster.addons.metallb import MetalLB  # noqa: E402
+
+ADDONS.append(MetalLB())
 
 
 def select(names: tuple[str, ...] | None) -> list[Addon]:

@@ -28,7 +28,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.14.7"
 BUSYBOX_IMAGE = "docker.io/library/busybox:1.35.0"
 # Registries whose images the local registry mirrors; images keep these names in manifests.
-MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io")
+MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "quay.io")
 REAL_NODE_TAINT = "node.tfsctl.dev/real"
 REGISTRY_PORT_OFFSET = 61
 KUBELET_PORT = 10250

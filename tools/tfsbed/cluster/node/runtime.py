@@ -114,8 +114,10 @@ class RealNodes:
         progress: Progress | None = None,
         proxy_mode: str = "iptables",
         addon_names: tuple[str, ...] | None = None,
+        process_node: bool = False,
     ) -> None:
         self.plan = plan
+        self.process_node = process_node
         self.root = state_dir / "nodes"
         self.pki_dir = pki_dir
         self.apiserver_port = apiserver_port
@@ -358,6 +360,7 @@ class RealNodes:
             say=self._say,
             ca_cert=(self.pki_dir / "ca.crt").read_bytes(),
             ca_key=(self.pki_dir / "ca.key").read_bytes(),
+            process_node=self.process_node,
         )
 
     def _install_addons(self, deadline: float) -> None:
