@@ -102,3 +102,53 @@ class TestHorizontalPodAutoscalerSlsIngressQps:
         [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
         route = metric["external"]["metric"]["selector"]["matchLabels"]["sls.ingress.route"]
         assert route == "default-bert-tensorflow-serving-8501"
+
+
+def prometheus_qps(**qps: Any) -> dict[str, Any]:
+    return {
+        "ingress": {"enabled": True},
+        "server": {"monitoring": {"enabled": True}},
+        "autoscaling": {
+            "enabled": True,
+            "targetCPUUtilizationPercentage": 0,
+            "prometheusQps": {"enabled": True, **qps},
+        },
+    }
+
+
+class TestHorizontalPodAutoscalerPrometheusQps:
+    """The Prometheus form: prometheus-adapter's rate, where ACK's adapter would read SLS."""
+
+    def test_ingress_source_selects_the_charts_ingress_route_on_the_adapters_metric(self) -> None:
+        docs = render_chart(prometheus_qps())
+        [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        backend = find(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert metric == {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": "ingress_requests_per_second",
+                    "selector": {
+                        "matchLabels": {"route": f"serving-{backend['name']}-{backend['port']['number']}"}
+                    },
+                },
+                "target": {"type": "AverageValue", "averageValue": "10"},
+            },
+        }
+
+    def test_pods_source_is_tf_servings_own_rate_per_pod(self) -> None:
+        docs = render_chart(prometheus_qps(source="pods", targetAverageValue=4))
+        [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        assert metric == {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "tensorflow_serving_requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": "4"},
+            },
+        }
+
+    def test_metric_and_label_names_follow_the_adapters_rules(self) -> None:
+        docs = render_chart(prometheus_qps(ingressMetric="nginx_qps", routeLabel="upstream"))
+        [metric] = find(docs, "HorizontalPodAutoscaler")["spec"]["metrics"]
+        assert metric["external"]["metric"]["name"] == "nginx_qps"
+        assert list(metric["external"]["metric"]["selector"]["matchLabels"]) == ["upstream"]

@@ -133,7 +133,7 @@ externalTrafficPolicy: {{ . }}
   {{- end }}
 {{- end }}
 
-{{/* The route ingress-nginx reports for the REST Ingress backend (<namespace>-<service>-<port number>), as SLS logs it. */}}
+{{/* The route of the REST Ingress backend (<namespace>-<service>-<port number>), as ingress-nginx (and SLS) and Traefik name it. */}}
 {{- define "tensorflow-serving.ingressRoute" -}}
 {{- printf "%s-%s-%s" .Release.Namespace (include "tensorflow-serving.fullname" .) (include "tensorflow-serving.serviceRestPort" .) }}
 {{- end }}

@@ -144,8 +144,8 @@ A tag that is not a release number (latest, nightly) or a digest counts as curre
 {{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
 {{- $errors = append $errors (printf "autoscaling.minReplicas (%d) > autoscaling.maxReplicas (%d)" (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- end }}
-{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage $a.externalMetrics $a.slsIngressQps.enabled) }}
-{{- $errors = append $errors "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage, externalMetrics or slsIngressQps" }}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage $a.externalMetrics $a.slsIngressQps.enabled $a.prometheusQps.enabled) }}
+{{- $errors = append $errors "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage, externalMetrics, slsIngressQps or prometheusQps" }}
 {{- end }}
 {{- if and $a.targetCPUUtilizationPercentage (not (hasKey $requests "cpu")) }}
 {{- $errors = append $errors "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (utilization is a share of requests)" }}
@@ -163,6 +163,17 @@ A tag that is not a release number (latest, nightly) or a digest counts as curre
 {{- end }}
 {{- if not $a.slsIngressQps.project }}
 {{- $errors = append $errors "autoscaling.slsIngressQps.project is empty: set the cluster's SLS project (k8s-log-<cluster id>)" }}
+{{- end }}
+{{- end }}
+{{- if $a.prometheusQps.enabled }}
+{{- if not $a.enabled }}
+{{- $errors = append $errors "autoscaling.prometheusQps.enabled needs autoscaling.enabled (the HPA carries the metric)" }}
+{{- end }}
+{{- if and (eq $a.prometheusQps.source "ingress") (not $v.ingress.enabled) }}
+{{- $errors = append $errors "autoscaling.prometheusQps.source ingress needs ingress.enabled: its route is the chart's Ingress backend (or use source pods)" }}
+{{- end }}
+{{- if and (eq $a.prometheusQps.source "pods") (not $v.server.monitoring.enabled) }}
+{{- $errors = append $errors "autoscaling.prometheusQps.source pods needs server.monitoring.enabled: TF Serving exports its request counter only then" }}
 {{- end }}
 {{- end }}
 {{- range $i, $m := $a.externalMetrics }}
