@@ -115,6 +115,9 @@ def test_kubelet_config_has_the_settings_this_machine_needs_and_keeps_sync_defau
     assert cfg["authentication"]["anonymous"]["enabled"] is False
     # what decides ConfigMap propagation stays kubelet's default
     assert "syncFrequency" not in cfg and "configMapAndSecretChangeDetectionStrategy" not in cfg
+    # the host's shared disk: absolute eviction thresholds and no image GC (percentages of it evicted pods)
+    assert cfg["evictionHard"]["imagefs.available"] == cfg["evictionHard"]["nodefs.available"] == "1Gi"
+    assert cfg["imageGCHighThresholdPercent"] == 100
     args = nconfig.kubelet_args(node, Path("/k.yaml"), Path("/k.kubeconfig"))
     assert f"--node-ip={node.ip}" in args and f"--hostname-override={node.name}" in args
 

@@ -287,8 +287,12 @@ def cni_conflist(node: RealNode, dirs: NodeDirs) -> str:
 # -- kubelet and kube-proxy ------------------------------------------------------------------------
 
 
+# kubelet's hard eviction signals (absolute, for a disk the node shares with the host)
+EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "1Gi", "imagefs.available": "1Gi"}
+
+
 def kubelet_config(node: RealNode, dirs: NodeDirs, ca: Path, cluster_dns: str) -> dict[str, Any]:
-    """``KubeletConfiguration`` for one node; defaults stay defaults (sync period, cache TTL)."""
+    """``KubeletConfiguration`` for one node; defaults stay (sync period, cache TTL) but for disk pressure."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -319,6 +323,12 @@ def kubelet_config(node: RealNode, dirs: NodeDirs, ca: Path, cluster_dns: str) -
         "rotateCertificates": False,
         "serializeImagePulls": False,
         "registerWithTaints": [{"key": REAL_NODE_TAINT, "value": "true", "effect": "NoSchedule"}],
+        # The node's filesystem is the host's, shared with every other user of the machine: the
+        # default thresholds (evict below 10% nodefs / 15% imagefs free, image GC above 85% used)
+        # evicted serving pods and deleted their cached images whenever the host's disk filled
+        # up from outside. Evict only when the disk is really nearly full; keep images.
+        "evictionHard": dict(EVICTION_HARD),
+        "imageGCHighThresholdPercent": 100,  # 100 turns image garbage collection off
     }
 
 
