@@ -31,6 +31,16 @@ def test_drop_in_has_the_chart_default_image_name_and_the_server_binary(tmp_path
     assert any("ld-linux" in p for p in libs)
 
 
+def test_drop_in_has_the_commands_the_chart_execs_in_the_server_container(tmp_path: Path) -> None:
+    """TF Serving's image is Ubuntu: the chart's ``preStop`` runs ``sleep`` in it, as probes may run sh."""
+    values = yaml.safe_load((paths.CHART_DIR / "values.yaml").read_text())
+    recipe = images.serving_recipe(images.chart_app_version(), tmp_path)
+    assert recipe.base is not None
+    links = {e.path: e.link for e in recipe.base.entries if isinstance(e, images.Entry) and e.link}
+    assert values["preStop"]["sleepSeconds"] > 0 and not values["preStop"]["useSleepAction"]
+    assert links["/bin/sleep"] == links["/bin/sh"] == "busybox"
+
+
 def test_a_tfsctl_change_rebuilds_the_top_layer_and_leaves_the_base_as_it_was(tmp_path: Path) -> None:
     (tmp_path / "lib.so").write_bytes(b"elf")
     pkg = tmp_path / "pkg"

@@ -141,12 +141,16 @@ def passwd_files(work: Path) -> tuple[Entry, ...]:
     return (Entry("/etc/passwd", etc / "passwd", 0o644), Entry("/etc/group", etc / "group", 0o644))
 
 
+def busybox_entries(busybox: Path, applets: list[str]) -> list[Entry]:
+    """``/bin/busybox`` and a link to it for each of its ``applets`` (``sh``, ``sleep``, ...)."""
+    names = sorted({a for a in applets if a and a != "busybox"})
+    return [Entry("/bin/busybox", busybox), *(Entry(f"/bin/{a}", link="busybox") for a in names)]
+
+
 def busybox_recipe(busybox: Path, applets: list[str], extra: tuple[Entry, ...]) -> Recipe:
-    entries = [Entry("/bin/busybox", busybox)]
-    entries += [Entry(f"/bin/{a}", link="busybox") for a in sorted(set(applets)) if a and a != "busybox"]
     return Recipe(
         nconfig.BUSYBOX_IMAGE,
-        (*entries, *extra),
+        (*busybox_entries(busybox, applets), *extra),
         cmd=("sh",),
         labels=_labels("busybox from Debian's busybox-static"),
     )
@@ -433,8 +437,8 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
             Tree(str(prefix), prefix, exclude=("__pycache__",)),
             Tree(SERVING_VENV, venv, exclude=("__editable__", "tfsctl-", "__pycache__", ".installed")),
             *libs,
-            Entry("/bin/busybox", bb),
-            Entry("/bin/sh", link="busybox"),
+            # the coreutils of TF Serving's Ubuntu image that pods exec: the chart's preStop `sleep`
+            *busybox_entries(bb, busybox_applets(bb)),
             *passwd_files(work),
         ),
         env=("PATH=/usr/local/bin:/usr/bin:/bin",),
