@@ -95,6 +95,18 @@ class TestCanaryJob:
         with_ttl["canary"]["job"]["ttlSecondsAfterFinished"] = 600
         assert job(with_ttl)["spec"]["ttlSecondsAfterFinished"] == 600
 
+    def test_the_job_is_placed_by_its_own_values_not_the_servers(self) -> None:
+        v = values()
+        v["nodeSelector"] = {"gpu": "true"}
+        v["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+        pod = job(v)["spec"]["template"]["spec"]
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+        toleration = {"key": "pool", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}
+        v["canary"]["job"].update(nodeSelector={"pool": "batch"}, tolerations=[toleration])
+        pod = job(v)["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"pool": "batch"}
+        assert pod["tolerations"] == [toleration]
+
     def test_the_only_model_is_the_default_and_model_name_works_too(self) -> None:
         single = values()
         single.pop("models")
@@ -115,6 +127,8 @@ class TestCanaryRbac:
             ("apps", "deployments"),
             ("coordination.k8s.io", "leases"),
             ("batch", "jobs"),
+            # the replicas tfsctl dials: the Service's ready EndpointSlices
+            ("discovery.k8s.io", "endpointslices"),
         ]:
             assert need in granted, need
         binding = find(docs, "RoleBinding")
