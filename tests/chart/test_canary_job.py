@@ -95,6 +95,19 @@ class TestCanaryJob:
         with_ttl["canary"]["job"]["ttlSecondsAfterFinished"] = 600
         assert job(with_ttl)["spec"]["ttlSecondsAfterFinished"] == 600
 
+    def test_label_moves_render_the_packaged_chart_or_this_charts_version_from_its_registry(self) -> None:
+        args = job(values())["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--chart" not in args and "--version" not in args
+        v = values()
+        v["canary"]["job"]["chart"] = "oci://reg.example/charts/tensorflow-serving"
+        args = job(v)["spec"]["template"]["spec"]["containers"][0]["args"]
+        version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+        assert args[args.index("--chart") + 1] == "oci://reg.example/charts/tensorflow-serving"
+        assert args[args.index("--version") + 1] == version
+        v["canary"]["job"]["chart"] = "https://reg.example/charts"
+        with pytest.raises(HelmError, match="chart"):
+            job(v)
+
     def test_the_job_is_placed_by_its_own_values_not_the_servers(self) -> None:
         v = values()
         v["nodeSelector"] = {"gpu": "true"}
