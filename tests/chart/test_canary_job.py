@@ -60,6 +60,8 @@ class TestCanaryJob:
         assert args[args.index("--connect") + 1] == "pod-ip"
         assert args[args.index("--spec") + 1] == "/etc/tfsctl-canary/spec.yaml"
         assert args[args.index("--output") + 1] == "json"
+        # the install or upgrade that creates the Job holds the release until its pods are ready
+        assert args[args.index("--lock-timeout") + 1] == "600"
 
     def test_the_jobs_pod_is_never_selected_as_a_server(self) -> None:
         docs = render_chart(values())
