@@ -431,14 +431,22 @@ def deploy(
 
 def replica_count_check(kube: Any, full: str, at_least: int | None = None) -> Callable[[int], str | None]:
     """For ``wait_converged``: None once the Deployment's replicas are all Ready (and, with an HPA,
-    it has scaled to ``at_least``), else what is still missing."""
+    it has scaled to ``at_least``) and the Service's EndpointSlices list them, else what is missing.
+
+    The replicas a change dials are the Service's ready endpoints (``ReleaseStore.replicas``),
+    which the EndpointSlice controller updates after the kubelet marks a pod Ready: a change
+    started between the two finds no replica to move.
+    """
 
     def check(ready: int) -> str | None:
         spec, _ = kube.deployment_replicas(full)
         want = 1 if spec is None else int(spec)
         if at_least is not None and want < at_least:
             return f"the HPA has not scaled Deployment {full} to {at_least} yet (it wants {want})"
-        return None if ready == want else f"{ready} of {want} pods Ready"
+        if ready != want:
+            return f"{ready} of {want} pods Ready"
+        listed = len(kube.ready_endpoints(full))
+        return None if listed >= want else f"{listed} of {want} Ready pods in Service {full}'s endpoints"
 
     return check
 
