@@ -60,6 +60,8 @@ class TestCanaryJob:
         assert args[args.index("--connect") + 1] == "pod-ip"
         assert args[args.index("--spec") + 1] == "/etc/tfsctl-canary/spec.yaml"
         assert args[args.index("--output") + 1] == "json"
+        # the install or upgrade that creates the Job holds the release until its pods are ready
+        assert args[args.index("--lock-timeout") + 1] == "600"
 
     def test_the_jobs_pod_is_never_selected_as_a_server(self) -> None:
         docs = render_chart(values())
@@ -95,6 +97,31 @@ class TestCanaryJob:
         with_ttl["canary"]["job"]["ttlSecondsAfterFinished"] = 600
         assert job(with_ttl)["spec"]["ttlSecondsAfterFinished"] == 600
 
+    def test_label_moves_render_the_packaged_chart_or_this_charts_version_from_its_registry(self) -> None:
+        args = job(values())["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--chart" not in args and "--version" not in args
+        v = values()
+        v["canary"]["job"]["chart"] = "oci://reg.example/charts/tensorflow-serving"
+        args = job(v)["spec"]["template"]["spec"]["containers"][0]["args"]
+        version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+        assert args[args.index("--chart") + 1] == "oci://reg.example/charts/tensorflow-serving"
+        assert args[args.index("--version") + 1] == version
+        v["canary"]["job"]["chart"] = "https://reg.example/charts"
+        with pytest.raises(HelmError, match="chart"):
+            job(v)
+
+    def test_the_job_is_placed_by_its_own_values_not_the_servers(self) -> None:
+        v = values()
+        v["nodeSelector"] = {"gpu": "true"}
+        v["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+        pod = job(v)["spec"]["template"]["spec"]
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+        toleration = {"key": "pool", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}
+        v["canary"]["job"].update(nodeSelector={"pool": "batch"}, tolerations=[toleration])
+        pod = job(v)["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"pool": "batch"}
+        assert pod["tolerations"] == [toleration]
+
     def test_the_only_model_is_the_default_and_model_name_works_too(self) -> None:
         single = values()
         single.pop("models")
@@ -115,6 +142,8 @@ class TestCanaryRbac:
             ("apps", "deployments"),
             ("coordination.k8s.io", "leases"),
             ("batch", "jobs"),
+            # the replicas tfsctl dials: the Service's ready EndpointSlices
+            ("discovery.k8s.io", "endpointslices"),
         ]:
             assert need in granted, need
         binding = find(docs, "RoleBinding")

@@ -86,3 +86,23 @@ def test_exit_zero_only_on_promotion(
         )
     else:
         assert err == ""
+
+
+def test_the_label_moves_render_the_chart_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each move is a helm upgrade: like promote, canary takes --chart/--version (the chart's Job passes
+    them)."""
+    import tfsctl.canary.run as run
+
+    seen: dict[str, Any] = {}
+
+    def fake(target: Any, req: Any) -> CanaryResult:
+        seen["target"] = target
+        return _result("promoted")
+
+    monkeypatch.setattr(run, "canary", fake)
+    with pytest.raises(SystemExit) as exited:
+        chart = ["--chart", "oci://reg.example/charts/tensorflow-serving", "--version", "0.8.0"]
+        main(["canary", "m", "2", "-r", "tfs", *chart, "-o", "json"])
+    assert exited.value.code == 0
+    assert seen["target"].chart == "oci://reg.example/charts/tensorflow-serving"
+    assert seen["target"].chart_version == "0.8.0"

@@ -52,6 +52,22 @@ def test_kwokctl_config_enables_admission_rbac_metrics_server_and_usage_crds() -
     assert opts["kubeVersion"] == "v1.35.4"
 
 
+def test_the_apiserver_certificate_names_the_kubernetes_service_ip_pods_dial() -> None:
+    """In-cluster config dials the ``kubernetes`` Service IP (client-go's InClusterConfig); kubeadm
+    puts that address in the apiserver certificate, kwokctl takes it as kubeApiserverCertSANs."""
+    import ipaddress
+
+    opts = _config()["options"]
+    assert opts["kubeApiserverCertSANs"] == [cspec.KUBERNETES_SERVICE_IP]
+    # the first address of kube-apiserver's default --service-cluster-ip-range (10.0.0.0/24)
+    default_range = ipaddress.ip_network("10.0.0.0/24")
+    assert ipaddress.ip_address(cspec.KUBERNETES_SERVICE_IP) == next(default_range.hosts())
+    assert not any(
+        p["name"] == "kube-apiserver" and "service-cluster-ip-range" in str(p)
+        for p in _config()["componentsPatches"]
+    )
+
+
 def test_kwok_manages_only_annotated_nodes_so_agent_nodes_are_left_alone() -> None:
     patches = {p["name"]: p["extraArgs"] for p in _config()["componentsPatches"]}
     kwok = {a["key"]: a for a in patches["kwok-controller"]}

@@ -32,6 +32,13 @@ ECI_TAINT_KEY = "virtual-kubelet.io/provider"
 NodeType = Literal["cpu", "gpu", "eci", "process", "real"]
 Provider = Literal["kwok", "agent", "kubelet"]
 
+# The ``kubernetes`` Service's ClusterIP, which in-cluster clients dial (KUBERNETES_SERVICE_HOST): the
+# first address of kube-apiserver's --service-cluster-ip-range, left at its default 10.0.0.0/24
+# (k8s.io/kubernetes pkg/kubeapiserver/options.DefaultServiceIPCIDR; kwokctl's binary runtime sets no
+# range). kubeadm names it in the apiserver certificate (pkiutil.GetAPIServerAltNames); kwokctl's own
+# names (kubernetes.default.svc, localhost, the host's addresses) do not include it.
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+
 # Components kwokctl starts, in start order; the names are kwokctl's.
 CONTROL_PLANE = (
     "etcd",
@@ -295,6 +302,8 @@ def kwokctl_config(spec: ClusterSpec, binaries: Binaries, metrics_manifests: Pat
         "kwokControllerPort": ports["kwok-controller"],
         "metricsServerPort": ports["metrics-server"],
         "quietPull": True,
+        # pods' in-cluster config (a ServiceAccount token, the chart's canary Job) verifies this name
+        "kubeApiserverCertSANs": [KUBERNETES_SERVICE_IP],
     }
     patches = [
         _patch(

@@ -413,10 +413,18 @@ class CanaryRunner:
 
 def canary(target: Any, req: CanaryRequest) -> CanaryResult:
     """``tfsctl canary``: one canary on ``target`` (a ``tfsctl.release.ops.Target``)."""
-    from tfsctl.release.ops import open_store, wait_converged
+    from tfsctl.release.ops import open_store, replica_count_check, wait_converged
 
-    with open_store(target) as store, FleetClient(timeout=min(30.0, target.timeout)) as fleet:
+    # The chart's Job is created by the helm operation it then upgrades: with --wait that release
+    # stays pending (under the deploying tfsctl's Lease) until the pods are ready; wait as for the lock.
+    with (
+        open_store(target, wait=req.lock_timeout) as store,
+        FleetClient(timeout=min(30.0, target.timeout)) as fleet,
+    ):
         # Started right after a rollout (the chart's Job is), pods may still be coming up: a fleet
-        # that disagrees with its config would refuse the first move.
-        wait_converged(store, fleet, time.monotonic() + target.timeout)
+        # that disagrees with its config would refuse the first move, and one whose pods are not yet
+        # the Service's endpoints has no replica to move.
+        kube, full = getattr(store, "kube", None), getattr(store, "full", None)
+        check = replica_count_check(kube, full) if kube is not None and full else None
+        wait_converged(store, fleet, time.monotonic() + target.timeout, check)
         return CanaryRunner(store, fleet).run(req)

@@ -14,7 +14,7 @@ import click
 import yaml
 
 from tfsctl.cli.output import OUTPUT, structured
-from tfsctl.cli.release import _connect, _endpoint_mode, _k8s, _target
+from tfsctl.cli.release import _chart, _connect, _endpoint_mode, _k8s, _target
 from tfsctl.errors import CheckFailed
 
 
@@ -70,6 +70,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 @OUTPUT
 @_endpoint_mode
 @_connect
+@_chart
 @_k8s
 def canary(
     model: str,

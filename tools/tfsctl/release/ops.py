@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from tfsctl import paths
-from tfsctl.errors import CheckFailed, InvalidInput, NotFound, Timeout, ToolkitError
+from tfsctl.errors import CheckFailed, Conflict, InvalidInput, NotFound, Timeout, ToolkitError
 from tfsctl.release import chart as charts
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tfsctl.release.kube import KubeAdapter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,34 @@ class Target:
             raise InvalidInput("pass --release (Kubernetes mode) or --model-config and --endpoints")
 
 
+def wait_out_conflicts(
+    build: Callable[[], T],
+    seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = 2.0,
+) -> T:
+    """``build()``, retried while it raises Conflict (a pending helm operation, another change's
+    Lease) for up to ``seconds``; the last Conflict after that."""
+    deadline = clock() + seconds
+    while True:
+        try:
+            return build()
+        except Conflict as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise
+            log.info("%s; waiting up to %.0fs more", exc, left)
+            sleep(min(poll, left))
+
+
 @contextlib.contextmanager
-def open_store(target: Target) -> Iterator[ConfigStore]:
-    """The ConfigStore for ``target``; Kubernetes mode holds one asyncio runner for the command."""
+def open_store(target: Target, wait: float = 0.0) -> Iterator[ConfigStore]:
+    """The ConfigStore for ``target``; Kubernetes mode holds one asyncio runner for the command.
+
+    ``wait``: seconds to wait for a release that another operation holds (``helm install
+    --wait`` of the chart that renders the canary Job is pending until its pods are ready).
+    """
     target.check()
     if target.model_config is not None:
         assert target.endpoints is not None
@@ -82,8 +108,12 @@ def open_store(target: Target) -> Iterator[ConfigStore]:
     with charts.materialize(ref) as chart_dir, asyncio.Runner() as runner:
         helm = HelmAdapter(helm_client(kubeconfig, context=target.context), chart_dir, timeout=target.timeout)
         kube = KubeAdapter(api, target.namespace)
-        store = ReleaseStore(
-            helm, kube, target.release, runner, helm_timeout=target.timeout, connect=target.connect
+        release = target.release
+        store = wait_out_conflicts(
+            lambda: ReleaseStore(
+                helm, kube, release, runner, helm_timeout=target.timeout, connect=target.connect
+            ),
+            wait,
         )
         try:
             yield store
@@ -401,14 +431,22 @@ def deploy(
 
 def replica_count_check(kube: Any, full: str, at_least: int | None = None) -> Callable[[int], str | None]:
     """For ``wait_converged``: None once the Deployment's replicas are all Ready (and, with an HPA,
-    it has scaled to ``at_least``), else what is still missing."""
+    it has scaled to ``at_least``) and the Service's EndpointSlices list them, else what is missing.
+
+    The replicas a change dials are the Service's ready endpoints (``ReleaseStore.replicas``),
+    which the EndpointSlice controller updates after the kubelet marks a pod Ready: a change
+    started between the two finds no replica to move.
+    """
 
     def check(ready: int) -> str | None:
         spec, _ = kube.deployment_replicas(full)
         want = 1 if spec is None else int(spec)
         if at_least is not None and want < at_least:
             return f"the HPA has not scaled Deployment {full} to {at_least} yet (it wants {want})"
-        return None if ready == want else f"{ready} of {want} pods Ready"
+        if ready != want:
+            return f"{ready} of {want} pods Ready"
+        listed = len(kube.ready_endpoints(full))
+        return None if listed >= want else f"{listed} of {want} Ready pods in Service {full}'s endpoints"
 
     return check
 

@@ -13,6 +13,7 @@ image config; an image is built once per digest into the tool cache
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tfsbed import toolchain
 from tfsbed.cluster.node import config as nconfig
@@ -62,17 +63,34 @@ class Tree:
 
     path: str
     source: Path
+    # names: a file is left out when any part of its relative path starts with one
     exclude: tuple[str, ...] = ()
+    # glob patterns (fnmatch) of relative paths: a match leaves out that file or directory whole
+    omit: tuple[str, ...] = ()
+
+    def _skipped(self, rel: PurePosixPath) -> bool:
+        if self.exclude and any(part.startswith(self.exclude) for part in rel.parts):
+            return True
+        return any(fnmatch.fnmatchcase(str(p), pat) for p in (rel, *rel.parents[:-1]) for pat in self.omit)
 
     def files(self) -> list[Path]:
+        """Files and symlinks under ``source`` (symlinked directories are not entered), sorted;
+        a skipped directory is not walked at all (an interpreter prefix holds gigabytes)."""
         out = []
-        for f in sorted(self.source.rglob("*")):
-            rel = f.relative_to(self.source)
-            if self.exclude and any(part.startswith(self.exclude) for part in rel.parts):
-                continue
-            if f.is_file() or f.is_symlink():
-                out.append(f)
-        return out
+        for dirpath, dirnames, filenames in os.walk(self.source):
+            here = Path(dirpath)
+            rel_here = PurePosixPath(here.relative_to(self.source).as_posix())
+            walk = []
+            for name in dirnames:
+                if self._skipped(rel_here / name):
+                    continue
+                if (here / name).is_symlink():
+                    out.append(here / name)
+                else:
+                    walk.append(name)
+            dirnames[:] = walk
+            out += [here / n for n in filenames if not self._skipped(rel_here / n)]
+        return sorted(out)
 
     def fingerprint(self) -> dict[str, object]:
         h = hashlib.sha256()

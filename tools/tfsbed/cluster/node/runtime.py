@@ -32,7 +32,7 @@ import yaml
 
 from tfsbed.cluster import addons, procs
 from tfsbed.cluster.node import config as nconfig
-from tfsbed.cluster.node import images, pki
+from tfsbed.cluster.node import images, pki, toolkit
 from tfsctl.errors import Conflict, Timeout, Unavailable
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,8 @@ class RealNodes:
         recipes.append(
             images.serving_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
         )
+        # the chart's canary Job (canary.job.image): tfsctl's core and helm
+        recipes.append(toolkit.toolkit_recipe(images.images_cache() / "files" / "tfsctl"))
         for addon in self.addons:
             recipes.extend(addon.recipes())
         return recipes
