@@ -307,15 +307,17 @@ class TestPendingUntilTraffic:
         assert readings == []
         assert [p.spec for p in pending] == [EXTERNAL]
 
-    def test_a_resource_metric_metrics_server_does_not_serve_fails_at_once(self) -> None:
+    def test_pods_metrics_server_has_not_scraped_yet_are_pending_too(self) -> None:
         metrics_api, _ = api_with(
             {
                 APISERVICES + "v1beta1.metrics.k8s.io": available(),
                 "/apis/metrics.k8s.io/v1beta1/namespaces/tfs/pods": value_list(),
             }
         )
-        with pytest.raises(Unavailable, match=r"^resource metric cpu .*has no values in metrics.k8s.io"):
-            metrics_api.preflight([CPU], NS, PODS, replicas=1)
+        readings, pending = metrics_api.preflight([CPU], NS, PODS, replicas=1)
+        assert readings == []
+        assert [p.spec for p in pending] == [CPU]
+        assert "has no values in metrics.k8s.io" in pending[0].reason
 
     def test_a_metric_that_appears_with_traffic_is_read_and_the_run_goes_on(self) -> None:
         answers: dict[str, Answer | Exception] = {

@@ -23,13 +23,13 @@ APIService (``apiregistration.k8s.io/v1``, ``<v>.<group>``) must be registered a
 :class:`~tfsctl.errors.Unavailable`; an empty answer fails too, as it does in the
 controller ("no metrics returned from ... metrics API"). Every request is bounded.
 
-A metric from an adapter (Pods, Object, External) may have no series before traffic:
-prometheus-adapter serves a metric only once Prometheus holds a series for it, and TF
-Serving's and Traefik's request counters appear with the first request. Such a metric is
-not failed before the load: the preflight returns it as pending, and
+A metric may have no value yet before the load: prometheus-adapter serves a metric only
+once Prometheus holds a series for it, and TF Serving's and Traefik's request counters
+appear with the first request; metrics-server reports a pod only after its first scrape of
+it (``--metric-resolution``), so a release that just started has none. Such a metric is not
+failed before the load: the preflight returns it as pending, and
 :meth:`MetricsApi.served_within` fails the run in one line when it is still not served a
-bound into the load. metrics-server (Resource metrics) serves every running pod at rest, so
-those fail at once.
+bound into the load.
 """
 
 from __future__ import annotations
@@ -256,9 +256,9 @@ class MetricsApi:
         """Every metric's APIService is Available and each metric is served now, or pending.
 
         ``pod_selector`` is the scale target's selector (``k=v,...``), ``replicas`` its current
-        replica count (External and Object ``AverageValue`` divide by it). An unavailable API, an
-        error answer or an unserved Resource metric raises one line; an adapter's metric without
-        values yet is returned as pending (see the module docstring).
+        replica count (External and Object ``AverageValue`` divide by it). An unavailable API or
+        an error answer raises one line; a metric without values yet is returned as pending (see
+        the module docstring).
         """
         readings: list[Reading] = []
         pending: list[Pending] = []
@@ -267,8 +267,6 @@ class MetricsApi:
             try:
                 reading = self.read(spec, namespace, pod_selector, replicas)
             except MetricNotServed as exc:
-                if spec.api == RESOURCE_METRICS_API:
-                    raise
                 log.info("preflight: %s (before the load: it must be served once traffic flows)", exc)
                 pending.append(Pending(spec, str(exc)))
                 continue
