@@ -72,7 +72,10 @@ def cluster() -> Iterator[Cluster]:
     from tfsbed.cluster import spec as cspec
 
     # one real node (upstream kubelet + containerd) beside the kwok nodes and the process node
-    local = LocalCluster(cspec.ClusterSpec(real_nodes=1), progress=progress)
+    # kubelet's default syncFrequency (1m) makes every label move wait a minute or more for the
+    # ConfigMap to reach the pods' files; the session cluster syncs every 10 s so the suite fits
+    # CI's time. tests/e2e/cluster/test_real_node.py measures the default on a cluster of its own.
+    local = LocalCluster(cspec.ClusterSpec(real_nodes=1, kubelet_sync_frequency="10s"), progress=progress)
     before = local.status().state
     try:
         local.up(timeout=300)

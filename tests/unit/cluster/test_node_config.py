@@ -118,6 +118,7 @@ def test_kubelet_config_has_the_settings_this_machine_needs_and_keeps_sync_defau
     # the host's shared disk: absolute eviction thresholds and no image GC (percentages of it evicted pods)
     assert cfg["evictionHard"]["imagefs.available"] == cfg["evictionHard"]["nodefs.available"] == "1Gi"
     assert cfg["imageGCHighThresholdPercent"] == 100
+    assert nconfig.kubelet_config(node, DIRS, Path("/ca.crt"), "10.0.0.10", "10s")["syncFrequency"] == "10s"
     args = nconfig.kubelet_args(node, Path("/k.yaml"), Path("/k.kubeconfig"))
     assert f"--node-ip={node.ip}" in args and f"--hostname-override={node.name}" in args
 

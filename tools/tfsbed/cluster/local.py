@@ -251,6 +251,7 @@ class LocalCluster:
             progress=self._progress,
             proxy_mode=self.spec.proxy_mode,
             addon_names=self.spec.addons,
+            kubelet_sync_frequency=self.spec.kubelet_sync_frequency,
             process_node=self.with_agent and bool(self.spec.agent_nodes()),
         )
 

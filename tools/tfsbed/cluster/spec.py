@@ -221,6 +221,9 @@ class ClusterSpec:
     # The add-ons (tfsbed.cluster.addons.ADDONS, by name) the real nodes get; None: all of them.
     # A cluster that only checks the node itself starts faster with none: ``addons=()``.
     addons: tuple[str, ...] | None = None
+    # The real kubelets' ``syncFrequency`` (how soon a ConfigMap change reaches a mounted file);
+    # None keeps kubelet's default (1m), which users run. A shorter one is a local speed setting.
+    kubelet_sync_frequency: str | None = None
 
     def kwok_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "kwok")

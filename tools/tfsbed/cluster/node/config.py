@@ -291,9 +291,17 @@ def cni_conflist(node: RealNode, dirs: NodeDirs) -> str:
 EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "1Gi", "imagefs.available": "1Gi"}
 
 
-def kubelet_config(node: RealNode, dirs: NodeDirs, ca: Path, cluster_dns: str) -> dict[str, Any]:
-    """``KubeletConfiguration`` for one node; defaults stay (sync period, cache TTL) but for disk pressure."""
+def kubelet_config(
+    node: RealNode, dirs: NodeDirs, ca: Path, cluster_dns: str, sync_frequency: str | None = None
+) -> dict[str, Any]:
+    """``KubeletConfiguration`` for one node; defaults stay (cache TTL) but for disk pressure.
+
+    ``sync_frequency`` sets ``syncFrequency`` (default 1m: how soon a ConfigMap change reaches a
+    mounted file); None keeps kubelet's default.
+    """
+    sync = {} if sync_frequency is None else {"syncFrequency": sync_frequency}
     return {
+        **sync,
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         # cgroup v1 only, and PID 1 is not systemd

@@ -114,6 +114,7 @@ class RealNodes:
         progress: Progress | None = None,
         proxy_mode: str = "iptables",
         addon_names: tuple[str, ...] | None = None,
+        kubelet_sync_frequency: str | None = None,
         process_node: bool = False,
     ) -> None:
         self.plan = plan
@@ -125,6 +126,7 @@ class RealNodes:
         self.binaries = binaries
         self.proxy_mode = proxy_mode
         self.addons = addons.select(addon_names)
+        self.kubelet_sync_frequency = kubelet_sync_frequency
         self._progress = progress
         self._built: list[tuple[images.Recipe, images.Built]] | None = None
         self.timings: dict[str, float] = {}
@@ -448,7 +450,7 @@ class RealNodes:
             cert = dirs.pki / f"{'kubelet-client' if name == 'kubelet' else name}.crt"
             doc = nconfig.kubeconfig(self.server, ca, cert, cert.with_suffix(".key"), user, "localhost")
             (dirs.root / f"{name}.kubeconfig").write_text(yaml.safe_dump(doc))
-        kcfg = nconfig.kubelet_config(node, dirs, ca, dns_ip)
+        kcfg = nconfig.kubelet_config(node, dirs, ca, dns_ip, self.kubelet_sync_frequency)
         (dirs.root / "kubelet.yaml").write_text(yaml.safe_dump(kcfg))
         pcfg = nconfig.kube_proxy_config(
             node, dirs.root / "kube-proxy.kubeconfig", str(self.plan.pods), self.proxy_mode
