@@ -91,7 +91,7 @@ def verify(cluster: Cluster, namespace: str, ip: str, report: Path, *extra: str)
     done = tfsctl_cli(
         "verify-autoscaling", "--release", RELEASE, "--namespace", namespace, "--report", str(report),
         "--output", "json", "--target", f"http://{HOST}", "--resolve", f"{HOST}:{T.HOST_PORT}:{ip}",
-        "--users", "4", "--user-rps", "3", "--p95-ms", "3000", "--p99-ms", "6000", *extra,
+        "--model", MODEL, "--users", "4", "--user-rps", "3", "--p95-ms", "3000", "--p99-ms", "6000", *extra,
         timeout=900, env={"KUBECONFIG": str(cluster.kubeconfig)},
     )  # fmt: skip
     print(f"measured: verify-autoscaling took {time.monotonic() - started:.1f}s (exit {done.returncode})")
@@ -118,7 +118,7 @@ def test_ingress_qps_scales_out_and_back_in_with_no_failed_request(
     assert checks["scale-in"]["status"] == "pass"
     # the metric the HPA read, against its target (not our own counter)
     (metric,) = data["metrics"]
-    assert metric["name"] == "ingress_requests_per_second"
+    assert metric["name"] == f"external/ingress_requests_per_second{{route={namespace}-{FULL}-8501}}"
     assert max(p["current"] for p in metric["series"] if p["current"] is not None) > TARGET_RPS
     summary = data["load"]["summary"]
     assert summary["requests"] > 100
