@@ -250,7 +250,9 @@ def test_a_pod_deleted_during_the_bake_fails_health_and_the_fleet_ends_consisten
     stable = release.config().models[MODEL].labels["stable"]
     version = 1 if stable == SAME else SAME  # the same function as stable: only the lost pod can fail it
     long_bake = tmp_path / "spec.yaml"
-    long_bake.write_text(yaml.safe_dump({**SPEC, "bakeSeconds": 40}))
+    # the pod's loss skews both labels' latency for a while; this test is about health alone
+    lenient = {**SPEC["latency"], "maxP50Ratio": None}
+    long_bake.write_text(yaml.safe_dump({**SPEC, "bakeSeconds": 40, "latency": lenient}))
     proc = tfsctl_background(
         release.cluster,
         "canary",

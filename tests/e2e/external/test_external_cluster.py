@@ -3,7 +3,7 @@
 "The external cluster" here is a second local cluster started beside the default one
 (own port base, state dir and kubeconfig under a tmp dir) without the process node:
 it has kwok's CPU/GPU/ECI nodes and emulated usage, so every preset and cluster test
-must run on it except those that need ``tfsctl-process-0``. The suite's fixtures
+must run on it except those that need ``tfsctl-process-0`` or a real node. The suite's fixtures
 must use it as it is (start and stop nothing), and tearing it down must leave no
 process or port behind.
 """
@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # away from the shared cluster's 26400; override when something else holds it
 PORT_BASE = int(os.environ.get("TFSCTL_E2E_EXTERNAL_PORT_BASE", "27400"))
 SUITE = ["tests/e2e/presets", "tests/e2e/cluster/test_cluster.py"]
+# how a test that needs a real node (``real_node`` fixture) says the cluster has none
+REAL_NODE_LACKING = "lacks a Ready real node"
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,11 @@ def test_suite_on_an_external_cluster_runs_all_it_supports_and_skips_only_proces
     assert any("installs" in t and "local" not in t for t in result.passed), tail
     assert any("gpu" in t for t in result.passed), "GPU presets/tests must run on kwok GPU nodes"
     assert any("emulated_cpu_usage" in t for t in result.passed), "kwok usage is there: must run"
-    # only what needs the process node is skipped, each saying so
+    # only what needs the process node or a real node (neither is there) is skipped, each saying so
     assert result.skipped, "the local preset and the process-node test must be skipped here"
     for test_id, reason in result.skipped.items():
-        assert SKIP_PREFIX in reason and PROCESS_NODE_NAME in reason, f"{test_id} skipped: {reason}"
+        lacks = PROCESS_NODE_NAME in reason or REAL_NODE_LACKING in reason
+        assert SKIP_PREFIX in reason and lacks, f"{test_id} skipped: {reason}"
     assert "SKIPPED" in run.stdout and SKIP_PREFIX in run.stdout  # -rs shows the reasons to the user
     # the fixtures used the external cluster as it is: the default local cluster was not touched
     assert (local_state.stat().st_mtime if local_state.exists() else None) == local_before
