@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from support.cluster_helpers import Cluster, wait_for
+from support.cluster_helpers import Cluster, RealNode, wait_for
 from tfsctl import paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,24 @@ def release_models_dir() -> Path:
         generate(root, "fashion", versions=(1, 2, 3), warmup=False)
         marker.write_text("fashion 1 2 3\n")
     return root
+
+
+def local_preset_on_real_node(real_node: RealNode, model: str) -> dict[str, Any]:
+    """The ``local`` preset's values for ``model`` (version 1, ``stable`` on it) on the real node.
+
+    The drop-in image's own server (the chart's default command) behind a ClusterIP Service;
+    callers change what their test is about (replicas, autoscaling, the Ingress).
+    """
+    import yaml
+
+    values = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
+    values.update(real_node.values())
+    values["models"] = {
+        model: {"versionPolicy": {"specific": {"versions": [1]}}, "versionLabels": {"stable": 1}}
+    }
+    values["server"]["command"] = ["tensorflow_model_server"]
+    values["service"] = {"type": "ClusterIP"}
+    return dict(values)
 
 
 @contextlib.contextmanager

@@ -35,11 +35,11 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 from support.cluster_helpers import Cluster, RealNode, wait_for
-from support.release_cluster import models_pv, module_namespace, tfsctl
+from support.release_cluster import local_preset_on_real_node, models_pv, module_namespace, tfsctl
 from tfsbed.canary_models import MODEL, canary_models_dir
 from tfsbed.cluster.addons import prometheus as P
 from tfsbed.cluster.addons import traefik as T
-from tfsctl import kubestate, paths
+from tfsctl import kubestate
 from tfsctl.release import routes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -95,13 +95,7 @@ def release(
     cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Release]:
     tmp = tmp_path_factory.mktemp("ingress")
-    values = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
-    values.update(real_node.values())
-    values["models"] = {
-        MODEL: {"versionPolicy": {"specific": {"versions": [1]}}, "versionLabels": {"stable": 1}}
-    }
-    values["server"]["command"] = ["tensorflow_model_server"]  # the drop-in image's own server
-    values["service"] = {"type": "ClusterIP"}
+    values = local_preset_on_real_node(real_node, MODEL)
     values["autoscaling"] = {"enabled": False}
     values["replicaCount"] = 1
     # the preset's Ingress as written (class traefik, host tfs.local), switched on

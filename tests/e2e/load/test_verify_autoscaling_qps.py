@@ -25,10 +25,9 @@ from kubernetes import client
 
 from support.cluster_helpers import Cluster, RealNode
 from support.load_servers import tfsctl as tfsctl_cli
-from support.release_cluster import models_pv, module_namespace, tfsctl
+from support.release_cluster import local_preset_on_real_node, models_pv, module_namespace, tfsctl
 from tfsbed.canary_models import MODEL, canary_models_dir
 from tfsbed.cluster.addons import traefik as T
-from tfsctl import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,13 +39,7 @@ UNSERVED = "tfsctl_unserved_requests_per_second"
 
 
 def _values(real_node: RealNode, ingress_metric: str) -> dict:
-    values = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
-    values.update(real_node.values())
-    values["models"] = {
-        MODEL: {"versionPolicy": {"specific": {"versions": [1]}}, "versionLabels": {"stable": 1}}
-    }
-    values["server"]["command"] = ["tensorflow_model_server"]  # the drop-in image's own server
-    values["service"] = {"type": "ClusterIP"}
+    values = local_preset_on_real_node(real_node, MODEL)
     values["ingress"]["enabled"] = True
     values["autoscaling"].update(
         maxReplicas=3,
