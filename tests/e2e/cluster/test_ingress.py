@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +26,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -35,6 +33,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 from support.cluster_helpers import Cluster, RealNode, wait_for
+from support.metrics_pipeline import DIRECT, Background, prom, prometheus_url
 from support.release_cluster import local_preset_on_real_node, models_pv, module_namespace, tfsctl
 from tfsbed.canary_models import MODEL, canary_models_dir
 from tfsbed.cluster.addons import prometheus as P
@@ -48,8 +47,7 @@ RELEASE = "tfs"
 FULL = "tfs-tensorflow-serving"
 HOST = "tfs.local"
 BODY = json.dumps({"instances": [[0.1, 0.2, 0.3, 0.4]]}).encode()
-# the host's requests go straight to the node, whatever proxy the environment names
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_OPENER = DIRECT  # straight to the node, whatever proxy the environment names
 
 
 @dataclass
@@ -149,54 +147,9 @@ def test_rest_requests_from_the_host_reach_tf_serving_through_the_ingress_by_hos
     assert wait_for(status_ips, timeout=30, what="the Ingress status") == [release.node_ip]
 
 
-class Sender:
-    """Predict requests through the Ingress at a steady rate, in the background."""
-
-    def __init__(self, release: Release, rate: float = 8.0) -> None:
-        self.release, self.rate = release, rate
-        self.codes: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                code, _ = self.release.request(f"/v1/models/{MODEL}:predict", BODY)
-                self.codes[code] = self.codes.get(code, 0) + 1
-            except OSError:
-                self.codes[0] = self.codes.get(0, 0) + 1
-            self._stop.wait(1 / self.rate)
-
-    def __enter__(self) -> Sender:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-
-def _prometheus_url(cluster: Cluster) -> str:
-    pods = (
-        client.CoreV1Api(cluster.api)
-        .list_namespaced_pod(P.NAMESPACE, label_selector=f"app.kubernetes.io/name={P.PROMETHEUS}")
-        .items
-    )
-    ready = [p for p in pods if kubestate.is_ready(p)]
-    assert ready, "no ready Prometheus in namespace monitoring (the metrics-pipeline add-on)"
-    return f"http://{ready[0].status.pod_ip}:{P.PROMETHEUS_PORT}"
-
-
-def _prom(url: str, path: str, **params: str) -> Any:
-    with _OPENER.open(f"{url}{path}?{urllib.parse.urlencode(params)}", timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
 def test_the_route_request_rate_reaches_prometheus_and_the_external_metrics_api(release: Release) -> None:
     route = release.route
-    prometheus = _prometheus_url(release.cluster)
+    prometheus = prometheus_url(release.cluster)
     selector = urllib.parse.quote(f"{P.ROUTE_LABEL}={route}")
     path = (
         f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{release.namespace}/{P.INGRESS_RATE_METRIC}"
@@ -213,23 +166,23 @@ def test_the_route_request_rate_reaches_prometheus_and_the_external_metrics_api(
         seen[:] = [repr(items)]
         return float(parse_quantity(items[0]["value"])) if items else None  # 0.0 is "not yet" too
 
-    with Sender(release) as sender:
+    with Background(lambda _: release.request(f"/v1/models/{MODEL}:predict", BODY)[0]) as sender:
         started = time.monotonic()
         try:
             value = wait_for(
                 rate, timeout=120, what=f"{P.INGRESS_RATE_METRIC}{{route={route}}} > 0", interval=3
             )
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; last answer {seen}; sent {sender.codes}") from None
+            raise AssertionError(f"{exc}; last answer {seen}; sent {sender.results}") from None
         print(
             f"measured: route rate {value:.2f}/s served {time.monotonic() - started:.1f}s after load started"
         )
-        series = _prom(
+        series = prom(
             prometheus,
             "/api/v1/query",
             query=f'{P.TRAEFIK_SERVICE_REQUESTS}{{{P.ROUTE_LABEL}="{route}"}}',
         )["result"]
-    assert set(sender.codes) == {200}, sender.codes
+    assert set(sender.results) == {200}, sender.results
     assert 0 < value < 50, value  # ~8 per second sent
     # Traefik 3.7's labels (pkg/observability/metrics/prometheus.go: code, method, protocol, service)
     by_code = {

@@ -18,7 +18,6 @@ pods, monitoring on (the chart's ``prometheus.io/*`` annotations, TF Serving's
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -33,6 +32,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 from support.cluster_helpers import Cluster, RealNode, wait_for
+from support.metrics_pipeline import Background, prom, prometheus_url
 from support.release_cluster import local_preset_on_real_node, models_pv, module_namespace, tfsctl
 from tfsbed.canary_models import MODEL, SAME, canary_models_dir
 from tfsbed.cluster.addons import prometheus as P
@@ -70,55 +70,8 @@ class Release:
                 assert resp.status == 200
 
 
-class Sender:
-    """Predict requests to every pod at a steady rate, in the background."""
-
-    def __init__(self, release: Release, rate: float = 8.0) -> None:
-        self.release, self.rate = release, rate
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.release.predict(1, first=self.sent)
-                self.sent += 1
-            except OSError:
-                pass
-            self._stop.wait(1 / self.rate)
-
-    def __enter__(self) -> Sender:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-
-def _prometheus_url(cluster: Cluster) -> str:
-    core = client.CoreV1Api(cluster.api)
-    pods = core.list_namespaced_pod(
-        P.NAMESPACE, label_selector=f"app.kubernetes.io/name={P.PROMETHEUS}"
-    ).items
-    ready = [p for p in pods if kubestate.is_ready(p)]
-    assert ready, (
-        "no ready Prometheus in namespace monitoring: `tfsctl cluster up --real-nodes 1` installs the "
-        "metrics-pipeline add-on (`tfsctl cluster down` first if it was started before it existed)"
-    )
-    return f"http://{ready[0].status.pod_ip}:{P.PROMETHEUS_PORT}"
-
-
-def _prom(url: str, path: str, **params: str) -> Any:
-    with urllib.request.urlopen(f"{url}{path}?{urllib.parse.urlencode(params)}", timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
 def _scalar(url: str, promql: str) -> float | None:
-    result = _prom(url, "/api/v1/query", query=promql)["result"]
+    result = prom(url, "/api/v1/query", query=promql)["result"]
     return float(result[0]["value"][1]) if result else None
 
 
@@ -167,7 +120,7 @@ def release(
 
 @pytest.fixture(scope="module")
 def prometheus(cluster: Cluster) -> str:
-    return _prometheus_url(cluster)
+    return prometheus_url(cluster)
 
 
 def test_prometheus_discovers_both_pods_and_the_request_counter_rises(
@@ -176,14 +129,14 @@ def test_prometheus_discovers_both_pods_and_the_request_counter_rises(
     ns = release.namespace
 
     def both_up() -> bool:
-        targets = _prom(prometheus, "/api/v1/targets", state="active")["activeTargets"]
+        targets = prom(prometheus, "/api/v1/targets", state="active")["activeTargets"]
         ours = {t["labels"].get("pod"): t for t in targets if t["labels"].get("namespace") == ns}
         return set(release.pods) <= set(ours) and all(ours[p]["health"] == "up" for p in release.pods)
 
     started = time.monotonic()
     wait_for(both_up, timeout=90, what="both pods as targets that are up", interval=2)
     print(f"measured: both pods scraped and up {time.monotonic() - started:.1f}s after they were ready")
-    targets = _prom(prometheus, "/api/v1/targets", state="active")["activeTargets"]
+    targets = prom(prometheus, "/api/v1/targets", state="active")["activeTargets"]
     scraped = {t["scrapeUrl"] for t in targets if t["labels"].get("namespace") == ns}
     assert scraped == {f"http://{ip}:8501/monitoring/prometheus/metrics" for ip in release.pods.values()}
 
@@ -195,7 +148,7 @@ def test_prometheus_discovers_both_pods_and_the_request_counter_rises(
         timeout=30,
         what=f"{query} to rise by 20 from {before}",
     )
-    by_pod = _prom(prometheus, "/api/v1/query", query=f"sum by (pod) ({query[4:-1]})")["result"]
+    by_pod = prom(prometheus, "/api/v1/query", query=f"sum by (pod) ({query[4:-1]})")["result"]
     assert {r["metric"]["pod"] for r in by_pod} == set(release.pods)
 
 
@@ -216,7 +169,7 @@ def test_custom_metrics_api_gives_tf_serving_request_rate_per_pod(release: Relea
         seen[:] = [repr(got)]
         return got if set(got) == set(release.pods) and all(v > 0 for v in got.values()) else None
 
-    with Sender(release) as sender:
+    with Background(lambda i: release.predict(1, first=i)) as sender:
         started = time.monotonic()
         try:
             got = wait_for(rates, timeout=120, what=f"{P.SERVING_RATE_METRIC} > 0 for both pods", interval=3)
@@ -261,7 +214,7 @@ def test_canary_prometheus_check_reads_the_model_series_from_this_prometheus(
         },
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    with Sender(release, rate=4.0):
+    with Background(lambda i: release.predict(1, first=i), rate=4.0):
         time.sleep(25)  # traffic in the window before the bake too
         done = tfsctl(
             release.cluster,
