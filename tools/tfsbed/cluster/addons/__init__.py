@@ -13,6 +13,7 @@ its I/O only through the context it is given.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +55,20 @@ class Addon(Protocol):
     def wait(self, ctx: Context, deadline: float) -> None:
         """Return once it serves; raise tfsctl.errors.Timeout naming what is not ready."""
         ...
+
+
+def rolled_out(ctx: Context, namespace: str, what: str, deadline: float, label: str) -> None:
+    """``kubectl rollout status`` of ``what`` (``deployment/x``, ``daemonset/y``) until ``deadline``.
+
+    Raises tfsctl.errors.Timeout as ``<label> not available in time: ...``.
+    """
+    from tfsctl.errors import Timeout, Unavailable
+
+    left = max(5, int(deadline - time.monotonic()))
+    try:
+        ctx.kubectl("rollout", "status", what, "-n", namespace, f"--timeout={left}s", timeout=left + 10)
+    except Unavailable as exc:
+        raise Timeout(f"{label} not available in time: {exc}") from exc
 
 
 # In install order. Each add-on module appends itself here with one line.

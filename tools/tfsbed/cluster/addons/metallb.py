@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from tfsbed.cluster import NODE_TYPE_LABEL
-from tfsbed.cluster.addons import Context
+from tfsbed.cluster.addons import Context, rolled_out
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import images
 from tfsctl.errors import Timeout, Unavailable
@@ -236,13 +236,7 @@ class MetalLB:
 
     def wait(self, ctx: Context, deadline: float) -> None:
         for what in (f"deployment/{CONTROLLER}", f"daemonset/{SPEAKER}"):
-            left = max(5, int(deadline - time.monotonic()))
-            try:
-                ctx.kubectl(
-                    "rollout", "status", what, "-n", NAMESPACE, f"--timeout={left}s", timeout=left + 10
-                )
-            except Unavailable as exc:
-                raise Timeout(f"metallb: {what} not available in time: {exc}") from exc
+            rolled_out(ctx, NAMESPACE, what, deadline, f"metallb: {what}")
         # the pool's kinds exist once the CRDs (applied with the rest) are established
         left = max(5, int(deadline - time.monotonic()))
         crds = ("crd/ipaddresspools.metallb.io", "crd/l2advertisements.metallb.io")

@@ -44,7 +44,7 @@ import time
 from typing import Any
 
 from tfsbed.cluster import NODE_TYPE_LABEL
-from tfsbed.cluster.addons import Context
+from tfsbed.cluster.addons import Context, rolled_out
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import images, pki
 from tfsctl.errors import Timeout, Unavailable
@@ -522,19 +522,7 @@ class MetricsPipeline:
 
     def wait(self, ctx: Context, deadline: float) -> None:
         for name in (PROMETHEUS, ADAPTER):
-            left = max(5, int(deadline - time.monotonic()))
-            try:
-                ctx.kubectl(
-                    "rollout",
-                    "status",
-                    f"deployment/{name}",
-                    "-n",
-                    NAMESPACE,
-                    f"--timeout={left}s",
-                    timeout=left + 10,
-                )
-            except Unavailable as exc:
-                raise Timeout(f"{name} not available in time: {exc}") from exc
+            rolled_out(ctx, NAMESPACE, f"deployment/{name}", deadline, name)
         pending = list(API_SERVICES)
         while pending:
             pending = [a for a in pending if not _available(ctx, a)]

@@ -50,14 +50,13 @@ that Service, and the chart's Service carries REST beside gRPC: gRPC is not rout
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from tfsbed.cluster.addons import Context
+from tfsbed.cluster.addons import Context, rolled_out
 from tfsbed.cluster.addons.prometheus import APISERVER_TLS_NAME
 from tfsbed.cluster.node import config as nconfig
 from tfsbed.cluster.node import images
-from tfsctl.errors import Timeout, Unavailable
+from tfsctl.errors import Unavailable
 
 NAMESPACE = "traefik"
 NAME = "traefik"
@@ -289,17 +288,5 @@ class Traefik:
         return manifests(ctx.plan.nodes[0], ctx.server)
 
     def wait(self, ctx: Context, deadline: float) -> None:
-        left = max(5, int(deadline - time.monotonic()))
-        try:
-            ctx.kubectl(
-                "rollout",
-                "status",
-                f"deployment/{NAME}",
-                "-n",
-                NAMESPACE,
-                f"--timeout={left}s",
-                timeout=left + 10,
-            )
-        except Unavailable as exc:
-            raise Timeout(f"{NAME} not available in time: {exc}") from exc
+        rolled_out(ctx, NAMESPACE, f"deployment/{NAME}", deadline, NAME)
         ctx.say(f"traefik: IngressClass {INGRESS_CLASS} (default) served at {entry_url(ctx.plan.nodes[0])}")
