@@ -130,7 +130,7 @@ dist: | $(TOOLS_BIN)/uv ## Build the wheel and sdist into dist/ (the chart and l
 ##@ Cluster and releases
 
 .PHONY: cluster-up
-cluster-up: setup ## Start the local cluster (kwok nodes + pinned control plane)
+cluster-up: setup ## Start the local cluster (pinned control plane, kwok nodes, a real node; as root)
 	$(PY) -m tfsctl cluster up
 
 .PHONY: cluster-down

@@ -57,9 +57,9 @@ class TestDeployment:
     def test_runs_the_server_binary_as_command_not_the_entrypoint_script(self) -> None:
         assert server_container(render())["command"] == ["tensorflow_model_server"]
 
-    def test_command_is_configurable_for_the_local_process_node(self) -> None:
-        docs = render({"server": {"command": ["tfsctl", "serve"]}})
-        assert server_container(docs)["command"] == ["tfsctl", "serve"]
+    def test_command_is_configurable_for_a_wrapper_of_the_server(self) -> None:
+        docs = render({"server": {"command": ["/usr/local/bin/with-secrets", "tensorflow_model_server"]}})
+        assert server_container(docs)["command"] == ["/usr/local/bin/with-secrets", "tensorflow_model_server"]
 
     def test_cpu_image_by_default(self) -> None:
         container = server_container(render())

@@ -78,14 +78,13 @@ class TestHelmTestPod:
         assert labels["app.kubernetes.io/name"] != "tensorflow-serving"
 
     def test_inherits_the_server_node_selector(self) -> None:
-        pod = render_test_pod({"model": {"name": "m"}, "nodeSelector": {"node.tfsctl.dev/type": "process"}})
-        assert pod["spec"]["nodeSelector"] == {"node.tfsctl.dev/type": "process"}
+        pod = render_test_pod({"model": {"name": "m"}, "nodeSelector": {"node.tfsctl.dev/type": "real"}})
+        assert pod["spec"]["nodeSelector"] == {"node.tfsctl.dev/type": "real"}
 
     def test_inherits_the_server_tolerations(self) -> None:
         toleration = {
-            "key": "node.tfsctl.dev/process",
-            "operator": "Equal",
-            "value": "true",
+            "key": "node.tfsctl.dev/real",
+            "operator": "Exists",
             "effect": "NoSchedule",
         }
         pod = render_test_pod({"model": {"name": "m"}, "tolerations": [toleration]})

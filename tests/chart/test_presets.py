@@ -243,11 +243,13 @@ class TestLocal:
     def test_matches_the_shared_local_contract(self) -> None:
         docs = rendered("local.yaml")
         container = server_container(docs)
-        assert container["command"] == ["tfsctl", "serve"]
+        # the chart's default image and command: on the local cluster the image is the drop-in
+        assert container["command"] == ["tensorflow_model_server"]
+        assert container["image"].startswith("tensorflow/serving:")
         assert "--model_config_file_poll_wait_seconds=2" in container["args"]
         assert container["resources"]["requests"]["cpu"] == "100m"
         assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/fashion", "port": "rest"}
-        assert pod_spec("local.yaml")["nodeSelector"] == {"node.tfsctl.dev/type": "process"}
+        assert pod_spec("local.yaml")["nodeSelector"] == {"node.tfsctl.dev/type": "real"}
         assert find(docs, "PersistentVolumeClaim")["spec"]["selector"]["matchLabels"] == {
             "model": "local-examples"
         }

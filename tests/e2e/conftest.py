@@ -6,10 +6,10 @@ when it already runs and left running afterwards for speed. Set
 ``TFSCTL_E2E_TEARDOWN=1`` to stop a local cluster that this session started.
 
 An external cluster is used as it is: nothing is started or stopped. Tests say
-what they need beyond plain Kubernetes (``cluster.require_process_node()`` or the
-fixtures ``requires_process_node``, ``requires_kwok_usage``,
-``requires_local_loadbalancer``): on an external cluster that lacks it they are
-skipped with a reason naming it; on the local cluster they fail with how to get it.
+what they need beyond plain Kubernetes (``cluster.require_real_node()`` or the
+fixtures ``real_node``, ``requires_kwok_usage``, ``requires_loadbalancer``): on an
+external cluster that lacks it they are skipped with a reason naming it; on the local
+cluster they fail with how to get it.
 
 ``namespace``: a fresh namespace enforcing PodSecurity ``restricted``, deleted after.
 """
@@ -71,11 +71,11 @@ def cluster() -> Iterator[Cluster]:
 
     from tfsbed.cluster import spec as cspec
 
-    # one real node (upstream kubelet + containerd) beside the kwok nodes and the process node
+    # the default nodes: kwok's simulated ones and one real node (upstream kubelet + containerd);
     # kubelet's default syncFrequency (1m) makes every label move wait a minute or more for the
     # ConfigMap to reach the pods' files; the session cluster syncs every 10 s so the suite fits
     # CI's time. tests/e2e/cluster/test_real_node.py measures the default on a cluster of its own.
-    local = LocalCluster(cspec.ClusterSpec(real_nodes=1, kubelet_sync_frequency="10s"), progress=progress)
+    local = LocalCluster(cspec.ClusterSpec(kubelet_sync_frequency="10s"), progress=progress)
     before = local.status().state
     try:
         local.up(timeout=300)
@@ -104,21 +104,15 @@ def cluster() -> Iterator[Cluster]:
 
 # Session-scoped, so a module's own (module-scoped) set-up never runs before the check.
 @pytest.fixture(scope="session")
-def requires_process_node(cluster: Cluster) -> None:
-    """The process node tfsctl-process-0: pods that really run, pod IPs reachable from the host."""
-    cluster.require_process_node()
-
-
-@pytest.fixture(scope="session")
 def requires_kwok_usage(cluster: Cluster) -> None:
     """kwok nodes whose pods' CPU/memory usage the test sets (ResourceUsage), seen by metrics.k8s.io."""
     cluster.require_kwok_usage()
 
 
 @pytest.fixture(scope="session")
-def requires_local_loadbalancer(cluster: Cluster) -> None:
-    """LoadBalancer Services get a 127.0.100.N address reachable from the host."""
-    cluster.require_local_loadbalancer()
+def requires_loadbalancer(cluster: Cluster) -> None:
+    """LoadBalancer Services get an address the host reaches (MetalLB on the local cluster)."""
+    cluster.require_loadbalancer()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """What a cluster offers the e2e tests, and the checks that skip or fail on what it lacks.
 
 The local cluster has everything: kwok-simulated CPU/GPU/ECI nodes with emulated
-usage (ResourceUsage CRDs + metrics-server), and the process node
-``tfsctl-process-0`` whose agent also plays the LoadBalancer. An external cluster
+usage (ResourceUsage CRDs + metrics-server), a real node (upstream kubelet +
+containerd, labelled ``node.tfsctl.dev/type=real``) and MetalLB as its LoadBalancer. An external cluster
 (kind, ACK, ...) has only some of it. ``require_*`` lets a test say what it needs:
 
 - on an external cluster a missing capability skips the test, the reason starting
@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from tfsbed.cluster import NODE_TYPE_LABEL, PROCESS_NODE_NAME
+from tfsbed.cluster import NODE_TYPE_LABEL
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 USAGE_CRDS = ("resourceusages.kwok.x-k8s.io", "clusterresourceusages.kwok.x-k8s.io")
 METRICS_APISERVICE = "v1beta1.metrics.k8s.io"
+METALLB = ("metallb-system", "controller")  # the Deployment of tfsbed.cluster.addons.metallb
 SKIP_PREFIX = "external cluster lacks"
 RECREATE = "`tfsctl cluster down && tfsctl cluster up` recreates the local cluster with it"
 
@@ -37,11 +38,11 @@ class Capabilities:
     labelled_types: frozenset[str] = frozenset()  # Ready nodes' node.tfsctl.dev/type values
     ready_types: frozenset[str] = frozenset()  # node_types of Ready nodes
     real_types: frozenset[str] = frozenset()  # node_types of Ready nodes whose pods really run (not kwok)
-    process_node: bool = False  # tfsctl-process-0 registered and Ready
     kwok_nodes: bool = False  # Ready nodes simulated by kwok
     usage_crds: bool = False  # kwok's ResourceUsage / ClusterResourceUsage served
     metrics_api: bool = False  # metrics.k8s.io Available
     real_nodes: tuple[str, ...] = ()  # Ready nodes labelled node.tfsctl.dev/type=real (kubelet + containerd)
+    loadbalancer: bool = False  # MetalLB's controller available: LoadBalancer addresses the host reaches
 
     @property
     def kwok_usage(self) -> bool:
@@ -72,7 +73,7 @@ def probe(api: Any) -> Capabilities:
     labelled: set[str] = set()
     ready_types: set[str] = set()
     real_types: set[str] = set()
-    process_node = kwok_nodes = False
+    kwok_nodes = False
     real_nodes: list[str] = []
     nodes: list[Any] = client.CoreV1Api(api).list_node().items
     for node in nodes:
@@ -86,8 +87,6 @@ def probe(api: Any) -> Capabilities:
             labelled.add(labels[NODE_TYPE_LABEL])
             if labels[NODE_TYPE_LABEL] == "real":
                 real_nodes.append(node.metadata.name)
-        if node.metadata.name == PROCESS_NODE_NAME:
-            process_node = True
         if KWOK_NODE_ANNOTATION in (node.metadata.annotations or {}):
             kwok_nodes = True
         else:
@@ -105,16 +104,21 @@ def probe(api: Any) -> Capabilities:
         metrics_api = any(c.type == "Available" and c.status == "True" for c in svc.status.conditions or [])
     except ApiException:
         metrics_api = False
+    try:
+        lb: Any = client.AppsV1Api(api).read_namespaced_deployment(METALLB[1], METALLB[0])
+        loadbalancer = bool(lb.status.available_replicas)
+    except ApiException:
+        loadbalancer = False
     return Capabilities(
         node_types=node_types,
         labelled_types=frozenset(labelled),
         ready_types=frozenset(ready_types),
         real_types=frozenset(real_types),
-        process_node=process_node,
         kwok_nodes=kwok_nodes,
         usage_crds=usage_crds,
         metrics_api=metrics_api,
         real_nodes=tuple(sorted(real_nodes)),
+        loadbalancer=loadbalancer,
     )
 
 
@@ -127,23 +131,14 @@ def require(local: bool, present: bool, missing: str, how: str) -> None:
     pytest.skip(f"{SKIP_PREFIX} {missing}")
 
 
-def require_process_node(caps: Capabilities, local: bool) -> None:
+def require_loadbalancer(caps: Capabilities, local: bool) -> None:
+    """LoadBalancer Services get an address the host reaches (MetalLB on the real node)."""
     require(
         local,
-        caps.process_node,
-        f"the process node {PROCESS_NODE_NAME} (Ready)",
-        "run `tfsctl cluster up` without --no-process-node; the agent's log is "
-        ".tools/cluster/agent/agent.log",
-    )
-
-
-def require_local_loadbalancer(caps: Capabilities, local: bool) -> None:
-    """The loopback LoadBalancer (127.0.100.N) is played by the process node's agent."""
-    require(
-        local,
-        caps.process_node,
-        f"the local LoadBalancer (served by the process node {PROCESS_NODE_NAME})",
-        "run `tfsctl cluster up` without --no-process-node",
+        caps.loadbalancer,
+        f"a LoadBalancer the host reaches (MetalLB's deployment/{METALLB[1]} in {METALLB[0]}, available)",
+        "`tfsctl cluster up` installs the metallb add-on on the real node; its pods' logs: "
+        f"`kubectl logs -n {METALLB[0]} deployment/{METALLB[1]}`",
     )
 
 
@@ -153,7 +148,7 @@ def require_real_node(caps: Capabilities, local: bool) -> str:
         local,
         bool(caps.real_nodes),
         f"a Ready real node (labelled {NODE_TYPE_LABEL}=real)",
-        "run `tfsctl cluster up --real-nodes 1` (as root); its components' logs are under "
+        "run `tfsctl cluster up` (as root; `--real-nodes` must not be 0); its components' logs are under "
         ".tools/cluster/nodes/",
     )
     return caps.real_nodes[0]
@@ -172,9 +167,6 @@ def require_kwok_usage(caps: Capabilities, local: bool) -> None:
 
 def require_node_type(caps: Capabilities, local: bool, node_type: str, *, labelled: bool = False) -> None:
     """A Ready node of ``node_type``; ``labelled``: carrying ``node.tfsctl.dev/type`` (for nodeSelectors)."""
-    if node_type == "process":
-        require_process_node(caps, local)
-        return
     if labelled:
         present = node_type in caps.labelled_types
         missing = f"a Ready node labelled {NODE_TYPE_LABEL}={node_type}"
@@ -183,6 +175,7 @@ def require_node_type(caps: Capabilities, local: bool, node_type: str, *, labell
         what = {
             "gpu": "with nvidia.com/gpu allocatable",
             "eci": "of ECI type (label type=virtual-kubelet)",
+            "real": f"labelled {NODE_TYPE_LABEL}=real (the local cluster's real node)",
         }.get(node_type, f"of type {node_type}")
         missing = f"a Ready node {what}"
     require(local, present, missing, RECREATE)

@@ -59,11 +59,8 @@ class Cluster:
 
     # What a test needs: skipped on an external cluster that lacks it, failed (with the way
     # to get it) on the local one. See support.cluster_capabilities.
-    def require_process_node(self) -> None:
-        caps.require_process_node(self.capabilities, self.local)
-
-    def require_local_loadbalancer(self) -> None:
-        caps.require_local_loadbalancer(self.capabilities, self.local)
+    def require_loadbalancer(self) -> None:
+        caps.require_loadbalancer(self.capabilities, self.local)
 
     def require_real_node(self) -> str:
         return caps.require_real_node(self.capabilities, self.local)
@@ -163,13 +160,12 @@ def example_models_dir() -> Path:
 def simulated_cloud_lb(cluster: Cluster, namespace: str, interval: float = 1.0) -> Iterator[None]:
     """Play the cloud controller for LoadBalancer Services that no controller serves.
 
-    The process-node agent balances only Services with endpoints on its node (the
-    only pods the host can reach); for pods on simulated nodes there is no data
-    path, but a cloud would still publish an address, and ``helm --wait`` waits
-    for it. The same holds on kind without cloud-provider-kind. This publishes a
-    TEST-NET-2 address (198.51.100.N, never routed) for such Services in
-    ``namespace`` while the block runs; a Service that already has an address (a
-    real controller was first) is left alone. Tests never send traffic to it.
+    A preset for a cloud (ACK's SLB, GKE) renders a LoadBalancer Service whose pods land
+    on simulated nodes, and ``helm --wait`` waits for its address. The local cluster's
+    MetalLB gives one; kind without cloud-provider-kind gives none. This publishes a
+    TEST-NET-2 address (198.51.100.N, never routed) for such Services in ``namespace``
+    while the block runs, for pods on simulated nodes only; a Service that already has
+    an address (a real controller was first) is left alone. Tests never send traffic to it.
     """
     from kubernetes import client
 
@@ -194,7 +190,7 @@ def simulated_cloud_lb(cluster: Cluster, namespace: str, interval: float = 1.0) 
                     if (
                         backends
                         and all(nodes)
-                        and not any(cluster.node_types.get(x) == "process" for x in nodes)
+                        and not any(cluster.node_types.get(x) == "real" for x in nodes)
                     ):
                         n += 1
                         status = {
@@ -235,7 +231,7 @@ class RealNode:
         """Chart values that put a release's pods on this node.
 
         The type label is set too: Helm merges maps, so a preset's own
-        ``node.tfsctl.dev/type`` (``process`` in the local preset) would otherwise stay.
+        ``node.tfsctl.dev/type`` would otherwise stay.
         """
         from tfsbed.cluster import NODE_TYPE_LABEL
 

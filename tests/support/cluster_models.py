@@ -1,7 +1,7 @@
 """Example models on a node's own disk, for presets whose pods really run.
 
 On the local cluster's kwok nodes pods are simulated: an empty hostPath PV is enough.
-Where pods really run (the process node here; every node of kind, or of any
+Where pods really run (the real node here; every node of kind, or of any
 cluster without a NAS the test can use), the models must be on the disk of the node
 that runs them. :func:`place_models` does what an operator without a NAS would do:
 
@@ -13,9 +13,8 @@ that runs them. :func:`place_models` does what an operator without a NAS would d
    preset's render asks for, sent over ``pods/exec`` stdin (``head -c N | tar -x``:
    the v4 exec protocol has no stdin half-close).
 
-The same code runs on the process node (the agent runs the loader's ``sh`` on the
-host and maps ``/models`` under ``$TFSCTL_FS_ROOT``) and on a kind node (busybox,
-or ``$TFSCTL_E2E_LOADER_IMAGE``).
+The same code runs on the local cluster's real node (the busybox image it builds) and
+on a kind node (``$TFSCTL_E2E_LOADER_IMAGE``, busybox by default).
 """
 
 from __future__ import annotations
@@ -31,11 +30,12 @@ from typing import Any
 
 from support.cluster_capabilities import KWOK_NODE_ANNOTATION
 from support.polling import wait_for
+from tfsbed.cluster.node import config as nconfig
 from tfsctl import paths
 from tfsctl.serving.config import ServerConfig
 
 LOADER_NAMESPACE = "tfsctl-e2e-loader"
-LOADER_IMAGE = os.environ.get("TFSCTL_E2E_LOADER_IMAGE", "busybox:1.36")
+LOADER_IMAGE = os.environ.get("TFSCTL_E2E_LOADER_IMAGE", nconfig.BUSYBOX_IMAGE)
 NODE_ROOT = "/var/lib/tfsctl-e2e"
 PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -333,7 +333,7 @@ def place_models(api: Any, pv_name: str, node: str, dirs: dict[str, tuple[int, .
             api,
             LOADER_NAMESPACE,
             pod,
-            # trailing "/": on the process node /models is a symlink find would not descend
+            # trailing "/": find descends into /models even where it is a symlink
             f"head -c {len(data)} | tar -x -C {target} && find {target}/ -name saved_model.pb | sort",
             stdin=data,
         )

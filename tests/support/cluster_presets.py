@@ -5,7 +5,7 @@ each PVC selector or ``volumeName`` (the chart renders its own for some presets)
 pods or PVs reference (OSS credentials: dummy values, never real keys), and the
 IngressClass an Ingress names.
 
-Where the preset's pods really run (the process node; any node of kind), the PV
+Where the preset's pods really run (the local cluster's real node; any node of kind), the PV
 holds generated example models on the disk of the node they run on
 (``support.cluster_models``); on kwok's simulated nodes an empty directory does.
 """
@@ -59,11 +59,11 @@ def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def expected_node_type(docs: list[dict[str, Any]]) -> str:
-    """``process``, ``eci``, ``gpu`` or ``cpu``: where kube-scheduler must put the preset's pods."""
+    """``real``, ``eci``, ``gpu`` or ``cpu``: where kube-scheduler must put the preset's pods."""
     spec = workload(docs)["spec"]["template"]["spec"]
     text = repr(spec.get("nodeSelector", {})) + repr(spec.get("affinity", {}))
-    if "node.tfsctl.dev/type" in text and "process" in text:
-        return "process"
+    if "node.tfsctl.dev/type" in text and "real" in text:
+        return "real"
     if "virtual-kubelet" in text:
         return "eci"
     for c in spec["containers"]:

@@ -3,7 +3,7 @@
 ``release_models_dir()`` generates fashion versions 1, 2 and 3 once (kept under
 ``.tools/cluster-data``); ``create_models_pv`` binds a hostPath PV to one
 namespace's claim; ``LoadBalancerProbe`` sends predict requests to a label
-through the Service's loopback LoadBalancer IP until stopped and records every
+through the Service's LoadBalancer address until stopped and records every
 failure.
 """
 
@@ -47,10 +47,10 @@ def release_models_dir() -> Path:
 
 
 def local_preset_on_real_node(real_node: RealNode, model: str) -> dict[str, Any]:
-    """The ``local`` preset's values for ``model`` (version 1, ``stable`` on it) on the real node.
+    """The ``local`` preset's values for ``model`` (version 1, ``stable`` on it) on ``real_node``.
 
-    The drop-in image's own server (the chart's default command) behind a ClusterIP Service;
-    callers change what their test is about (replicas, autoscaling, the Ingress).
+    Behind a ClusterIP Service; callers change what their test is about (replicas,
+    autoscaling, the Ingress).
     """
     import yaml
 
@@ -59,7 +59,6 @@ def local_preset_on_real_node(real_node: RealNode, model: str) -> dict[str, Any]
     values["models"] = {
         model: {"versionPolicy": {"specific": {"versions": [1]}}, "versionLabels": {"stable": 1}}
     }
-    values["server"]["command"] = ["tensorflow_model_server"]
     values["service"] = {"type": "ClusterIP"}
     return dict(values)
 

@@ -1,8 +1,8 @@
 """tfsbed: the local test bed of tfsctl, kept apart from the product.
 
 What builds and tests the product lives here, the way kind keeps ``hack/`` and
-``images/`` beside ``pkg/``: the local Kubernetes cluster and its process node
-agent (``tfsbed.cluster``), the pinned upstream tools built from source
+``images/`` beside ``pkg/``: the local Kubernetes cluster and its real nodes
+(``tfsbed.cluster``), the pinned upstream tools built from source
 (``tfsbed.toolchain``), the drop-in model server that stands in for
 ``tensorflow_model_server`` (``tfsbed.serve``), the benchmarks (``tfsbed.bench``)
 and the end-to-end demo (``tfsbed.demo``).

@@ -33,6 +33,8 @@ class Step:
 @dataclass(frozen=True)
 class DemoPlan:
     release: str = "demo"
+    # the second release: the same preset behind the Ingress, its HPA on the route's request rate
+    qps_release: str = "demo-qps"
     namespace: str = "tfs-demo"
     model: str = "fashion"
     workdir: Path = TOOLS_DIR / "demo"
@@ -47,6 +49,11 @@ class DemoPlan:
     @property
     def candidate(self) -> Path:
         return self.workdir / "candidate"
+
+    @property
+    def qps_volume(self) -> str:
+        """The second release's PV (a PV binds one claim): the same repository, the same label."""
+        return f"{self.namespace}-{self.qps_release}-models"
 
 
 def steps(plan: DemoPlan) -> Iterator[Step]:
@@ -112,10 +119,39 @@ def steps(plan: DemoPlan) -> Iterator[Step]:
             str(plan.reports / "autoscaling"),
         ],
     )
+    # The ACK + ECI guide scales on the Ingress route's QPS; here Traefik serves the Ingress and
+    # prometheus-adapter serves the route's rate (`autoscaling.prometheusQps`, the Prometheus form).
+    yield Step(
+        "expose the repository to a second release",
+        ["cluster", "models-volume", str(plan.repository), "--name", plan.qps_volume],
+    )
+    qps = ["--release", plan.qps_release, "--namespace", plan.namespace]
+    yield Step(
+        "deploy it behind the Ingress, its HPA on the route's request rate",
+        [
+            "deploy", *qps, "-f", str(plan.values), "--timeout", "300",
+            "--set", "ingress.enabled=true",
+            "--set", "autoscaling.maxReplicas=3",
+            "--set", "autoscaling.targetCPUUtilizationPercentage=0",
+            "--set", "autoscaling.prometheusQps.enabled=true",
+            "--set", "autoscaling.prometheusQps.source=ingress",
+            "--set", "autoscaling.prometheusQps.targetAverageValue=4",
+        ],
+    )  # fmt: skip
+    yield Step(
+        "load test through the Ingress: verify the HPA scales on request rate",
+        [
+            "verify-autoscaling", *qps, "--through", "ingress",
+            "--model", plan.model, "--model-label", "stable",
+            "--duration", "75s", "--users", "4", "--user-rps", "3", "--p95-ms", "3000", "--p99-ms", "6000",
+            "--expect-max-replicas-at-least", "2", "--scale-out-within", "90s", "--scale-in-within", "180s",
+            "--report", str(plan.reports / "autoscaling-qps"),
+        ],
+    )  # fmt: skip
 
 
 def reset(plan: DemoPlan, timeout: float = 120.0) -> None:
-    """Delete an earlier demo's namespace, models PV and files, so the demo can run again."""
+    """Delete an earlier demo's namespace, models PVs and files, so the demo can run again."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
@@ -123,7 +159,11 @@ def reset(plan: DemoPlan, timeout: float = 120.0) -> None:
     from tfsctl.kubeclient import api_client
 
     core: Any = client.CoreV1Api(api_client())
-    for delete, name in ((core.delete_namespace, plan.namespace), (core.delete_persistent_volume, PV_NAME)):
+    for delete, name in (
+        (core.delete_namespace, plan.namespace),
+        (core.delete_persistent_volume, PV_NAME),
+        (core.delete_persistent_volume, plan.qps_volume),
+    ):
         try:
             delete(name)
         except ApiException as exc:
@@ -153,5 +193,6 @@ def run(plan: DemoPlan, echo: Callable[[str], None]) -> None:
             raise ToolkitError(f"demo step {i} ({step.title}) failed with exit code {proc.returncode}")
     echo(
         f"\ndemo: {len(all_steps)} steps passed in {time.monotonic() - started:.0f}s; "
-        f"report: {plan.reports / 'autoscaling' / 'report.html'}"
+        f"reports: {plan.reports / 'autoscaling' / 'report.html'}, "
+        f"{plan.reports / 'autoscaling-qps' / 'report.html'}"
     )

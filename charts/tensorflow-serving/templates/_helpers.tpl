@@ -244,8 +244,8 @@ prometheus_config {
 {{/*
 The init container script that writes the text-format tensorflow.serving.SSLConfig from the mounted Secret:
 each PEM line becomes one string literal ("line\n"; adjacent literals concatenate in the text format), with
-quotes and backslashes escaped. Paths are relative to workingDir "/", so the same script also runs where
-volumes cannot be mounted at their container paths (the local process node). Nothing secret is printed.
+quotes and backslashes escaped. Paths are relative to workingDir "/", so the chart's tests run the same
+script in a scratch directory. Nothing secret is printed.
 */}}
 {{- define "tensorflow-serving.tlsInitScript" -}}
 {{- $t := .Values.server.tls -}}

@@ -1,7 +1,7 @@
 """``tfsctl canary`` end to end on the local cluster, with generated models (``tfsbed.canary_models``).
 
 One release for the module (CPU is scarce): the local preset serving ``clf`` (stable -> 1)
-on 2 pods of the process node, models from a hostPath PV, pods started with
+on 2 pods of the real node, models from a hostPath PV, pods started with
 ``--max_num_load_retries=0`` so a version that cannot load ends in END with its error at
 once (the real server does the same after its retries). The tests run in file order; each
 leaves stable on a known version and the fleet consistent:
@@ -43,7 +43,7 @@ from tfsctl.serving.config import ServerConfig
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+    pytest.mark.usefixtures("real_node", "requires_loadbalancer"),
 ]
 
 RELEASE = "tfs"

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support.cluster_helpers import Cluster, pods, set_cpu_usage, wait_for
+from support.cluster_helpers import Cluster, RealNode, pods, set_cpu_usage, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def test_cluster_has_cpu_gpu_and_eci_nodes_ready(cluster: Cluster) -> None:
     nodes = client.CoreV1Api(cluster.api).list_node().items
     by_type: dict[str, list[Any]] = {}
     for node in nodes:
-        # other tests may add private process nodes for a while: look at the simulated kinds only
+        # look at the simulated kinds only
         kind = cluster.node_types.get(node.metadata.name)
         if kind not in ("cpu", "gpu", "eci"):
             continue
@@ -60,10 +60,11 @@ def test_cluster_has_cpu_gpu_and_eci_nodes_ready(cluster: Cluster) -> None:
     ]
 
 
-def test_process_node_is_the_one_ready_process_node(cluster: Cluster, requires_process_node: None) -> None:
-    nodes = client.CoreV1Api(cluster.api).list_node(label_selector="node.tfsctl.dev/type=process").items
-    assert [n.metadata.name for n in nodes] == ["tfsctl-process-0"]
+def test_the_real_node_is_the_one_ready_real_node(cluster: Cluster, real_node: RealNode) -> None:
+    nodes = client.CoreV1Api(cluster.api).list_node(label_selector="node.tfsctl.dev/type=real").items
+    assert [n.metadata.name for n in nodes] == [real_node.name]
     assert any(c.type == "Ready" and c.status == "True" for c in nodes[0].status.conditions)
+    assert "kwok.x-k8s.io/node" not in (nodes[0].metadata.annotations or {})
 
 
 def test_restricted_namespace_rejects_a_privileged_pod(cluster: Cluster, namespace: str) -> None:

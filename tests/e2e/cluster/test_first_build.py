@@ -86,7 +86,7 @@ def test_cluster_up_with_an_empty_cache_builds_first_and_still_starts(tmp_path: 
     where = ["--port-base", str(PORT_BASE), "--state-dir", str(state), "--kubeconfig", str(kubeconfig)]
     try:
         up = subprocess.run(
-            [*cluster, "up", *where, "--no-process-node", "--timeout", str(START_TIMEOUT)],
+            [*cluster, "up", *where, "--real-nodes", "0", "--timeout", str(START_TIMEOUT)],
             env=env,
             capture_output=True,
             text=True,

@@ -31,10 +31,9 @@ def _processes_under(path: Path) -> list[int]:
 @pytest.fixture
 def scratch(tmp_path: Path) -> Iterator[LocalCluster]:
     lc = LocalCluster(
-        cspec.ClusterSpec(name="tfsctl-scratch", ports=cspec.Ports(BASE)),
+        cspec.ClusterSpec(name="tfsctl-scratch", ports=cspec.Ports(BASE), real_nodes=0),
         state_dir=tmp_path / "state",
         kubeconfig=tmp_path / "kubeconfig",
-        with_agent=False,
     )
     yield lc
     lc.down(timeout=20)

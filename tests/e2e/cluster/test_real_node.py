@@ -19,13 +19,14 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from support.cluster_helpers import Cluster, RealNode, wait_for
+from support.cluster_helpers import Cluster, RealNode, pinned, wait_for
 from tfsbed.cluster import spec as cspec
 from tfsbed.cluster.local import LocalCluster
 from tfsbed.cluster.node import config as nconfig
@@ -67,7 +68,6 @@ def real(tmp_path_factory: pytest.TempPathFactory, host_before: dict[str, str]) 
         state_dir=state,
         kubeconfig=state / "kubeconfig",
         progress=lambda line: print(f"cluster: {line}", flush=True),
-        with_agent=False,
     )
     started = time.monotonic()
     result = lc.up(timeout=420)
@@ -140,6 +140,8 @@ def test_the_real_node_registers_with_its_node_credentials_and_is_ready(
     assert info["kubeletVersion"] == f"v{real.spec.kube_version}"
     assert info["containerRuntimeVersion"].startswith("containerd://1.")
     assert {"type": "InternalIP", "address": NODE.ip} in node["status"]["addresses"]
+    # its pod range, where kube-controller-manager's node IPAM would have recorded it
+    assert node["spec"]["podCIDR"] == NODE.pod_cidr and node["spec"]["podCIDRs"] == [NODE.pod_cidr]
     ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
     assert ready and ready[0]["status"] == "True"
     states = {c.name: c for c in real.status().components}
@@ -205,6 +207,44 @@ def test_a_service_name_resolves_through_coredns_and_nftables_kube_proxy_reaches
         timeout=30,
     ).stdout
     assert f"{cluster_ip} . tcp . 80" in table
+
+
+def test_kubectl_port_forward_and_the_python_clients_reach_the_pod_through_the_kubelet(
+    kube: Cluster,
+) -> None:
+    """pods/portforward through the API server to the real kubelet, as ``tfsctl status --connect
+    port-forward`` uses it: kubectl's tunnel and the Python client's both get the pod's answer."""
+    from kubernetes import client
+    from kubernetes.stream import portforward
+
+    _running(kube, "web")  # from the Service test above
+    proc = subprocess.Popen(
+        [pinned("kubectl"), "port-forward", "-n", NS, "pod/web", ":8080"],
+        env={"KUBECONFIG": str(kube.kubeconfig), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8080"
+        port = int(line.split("127.0.0.1:", 1)[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+            assert resp.read().decode().strip() == "served-by-web"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    forward = portforward(
+        client.CoreV1Api(kube.api).connect_get_namespaced_pod_portforward, "web", NS, ports="8080"
+    )
+    sock = forward.socket(8080)
+    sock.settimeout(10)
+    sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    sock.close()
+    assert answer.startswith(b"HTTP/1.") and b"served-by-web" in answer
 
 
 def test_a_configmap_update_reaches_the_mounted_file(kube: Cluster) -> None:

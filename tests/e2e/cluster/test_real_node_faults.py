@@ -34,7 +34,6 @@ def scratch(tmp_path: Path) -> Iterator[LocalCluster]:
         cspec.ClusterSpec(ports=cspec.Ports(BASE), real_nodes=1, addons=()),
         state_dir=tmp_path / "state",
         kubeconfig=tmp_path / "kubeconfig",
-        with_agent=False,
     )
     yield lc
     lc.down(timeout=20)

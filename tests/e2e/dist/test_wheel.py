@@ -3,7 +3,7 @@
 The wheel is installed without extras (constrained by the lock, so no version drifts
 from the suite's), and every command runs from an empty directory with nothing of
 the checkout on ``sys.path``: the chart and the locustfile must come from the
-package data. One release on the process node goes through validate, deploy,
+package data. One release on the real node goes through validate, deploy,
 upload, promote, status, rollback and scale; a command that needs an extra that is
 not installed says which one, in one line.
 """
@@ -28,7 +28,7 @@ from tfsctl import paths
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.usefixtures("requires_process_node"),
+    pytest.mark.usefixtures("real_node"),
 ]
 
 RELEASE = "wheel"

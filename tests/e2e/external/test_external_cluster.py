@@ -1,9 +1,9 @@
 """The e2e suite runs against an external cluster named by KUBECONFIG and skips only what it lacks.
 
 "The external cluster" here is a second local cluster started beside the default one
-(own port base, state dir and kubeconfig under a tmp dir) without the process node:
-it has kwok's CPU/GPU/ECI nodes and emulated usage, so every preset and cluster test
-must run on it except those that need ``tfsctl-process-0`` or a real node. The suite's fixtures
+(own port base, state dir and kubeconfig under a tmp dir) without a real node
+(``--real-nodes 0``): it has kwok's CPU/GPU/ECI nodes and emulated usage, so every preset
+and cluster test must run on it except those that need a real node. The suite's fixtures
 must use it as it is (start and stop nothing), and tearing it down must leave no
 process or port behind.
 """
@@ -22,7 +22,6 @@ import psutil
 import pytest
 
 from support.cluster_capabilities import SKIP_PREFIX
-from tfsbed.cluster import PROCESS_NODE_NAME
 from tfsbed.cluster import spec as cspec
 from tfsbed.cluster.procs import port_in_use
 from tfsctl import paths
@@ -32,8 +31,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # away from the shared cluster's 26400; override when something else holds it
 PORT_BASE = int(os.environ.get("TFSCTL_E2E_EXTERNAL_PORT_BASE", "27400"))
 SUITE = ["tests/e2e/presets", "tests/e2e/cluster/test_cluster.py"]
-# how a test that needs a real node (``real_node`` fixture) says the cluster has none
-REAL_NODE_LACKING = "lacks a Ready real node"
+# how a test that needs a real node (``real_node`` fixture, or the local preset's node type) says
+# the cluster has none
+REAL_NODE_LACKING = "real node"
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _processes_mentioning(path: Path) -> list[str]:
 @pytest.fixture
 def second_cluster(tmp_path: Path) -> Iterator[SecondCluster]:
     sc = SecondCluster(tmp_path / "state", tmp_path / "kubeconfig")
-    up = sc.tfsctl("up", "--no-process-node", "--timeout", "300", timeout=420)
+    up = sc.tfsctl("up", "--real-nodes", "0", "--timeout", "300", timeout=420)
     try:
         assert up.returncode == 0, f"second cluster did not start:\n{up.stderr[-3000:]}"
         assert sc.kubeconfig.exists()
@@ -109,7 +109,7 @@ def _outcomes(junit: Path) -> Outcome:
 
 
 @pytest.mark.timeout(1500)
-def test_suite_on_an_external_cluster_runs_all_it_supports_and_skips_only_process_node_tests(
+def test_suite_on_an_external_cluster_runs_all_it_supports_and_skips_only_real_node_tests(
     second_cluster: SecondCluster, tmp_path: Path
 ) -> None:
     local_state = paths.TOOLS_DIR / "cluster" / "cluster.json"
@@ -130,16 +130,15 @@ def test_suite_on_an_external_cluster_runs_all_it_supports_and_skips_only_proces
     result = _outcomes(junit)
     assert not result.failed, tail
     assert len(result.passed) > 0, tail
-    # every preset's server-side dry-run runs on any cluster; so do the non-process presets' installs
+    # every preset's server-side dry-run runs on any cluster; so do the other presets' installs
     assert any("dry_run" in t for t in result.passed), tail
     assert any("installs" in t and "local" not in t for t in result.passed), tail
     assert any("gpu" in t for t in result.passed), "GPU presets/tests must run on kwok GPU nodes"
     assert any("emulated_cpu_usage" in t for t in result.passed), "kwok usage is there: must run"
-    # only what needs the process node or a real node (neither is there) is skipped, each saying so
-    assert result.skipped, "the local preset and the process-node test must be skipped here"
+    # only what needs a real node (there is none) is skipped, each saying so
+    assert result.skipped, "the local preset and the real-node tests must be skipped here"
     for test_id, reason in result.skipped.items():
-        lacks = PROCESS_NODE_NAME in reason or REAL_NODE_LACKING in reason
-        assert SKIP_PREFIX in reason and lacks, f"{test_id} skipped: {reason}"
+        assert SKIP_PREFIX in reason and REAL_NODE_LACKING in reason, f"{test_id} skipped: {reason}"
     assert "SKIPPED" in run.stdout and SKIP_PREFIX in run.stdout  # -rs shows the reasons to the user
     # the fixtures used the external cluster as it is: the default local cluster was not touched
     assert (local_state.stat().st_mtime if local_state.exists() else None) == local_before

@@ -1,7 +1,7 @@
-"""verify-autoscaling on the local cluster: the local preset (CPU HPA, LoadBalancer, process node).
+"""verify-autoscaling on the local cluster: the local preset (CPU HPA, LoadBalancer, real node).
 
-The server pods are real ``tfsctl serve`` processes whose CPU the process node
-reports to metrics-server, so the HPA reacts to the load itself. Runs are kept
+The server pods are containers of the drop-in ``tfsctl serve`` image whose CPU the real
+kubelet reports to metrics-server, so the HPA reacts to the load itself. Runs are kept
 short: a minute of light load, the preset's short HPA behavior windows.
 """
 
@@ -22,7 +22,7 @@ from tfsctl import paths
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+    pytest.mark.usefixtures("real_node", "requires_loadbalancer"),
 ]
 
 RELEASE = "tfs"

@@ -1,7 +1,7 @@
-"""The chart with `server.tls` and `server.batching` on, installed with the local preset on the process node.
+"""The chart with `server.tls` and `server.batching` on, installed with the local preset on the real node.
 
 The server certificate comes from a throwaway CA (``support.serving_tls``) and is stored as a
-``kubernetes.io/tls`` Secret with ``ca.crt``, as cert-manager would. Its SANs cover the process
+``kubernetes.io/tls`` Secret with ``ca.crt``, as cert-manager would. Its SANs cover the real
 node's pod CIDR, because the test talks to the pod IP (a real client would use the Service name).
 The init container assembles the SSLConfig from the Secret; ``tfsctl serve`` then serves gRPC over
 TLS only, while REST (probes, ``helm test``) stays plain HTTP, as in TF Serving. Batching is
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support.cluster_helpers import Cluster, pods, render, wait_for
+from support.cluster_helpers import Cluster, RealNode, pods, render, wait_for
 from support.cluster_presets import create_prerequisites, delete_prerequisites
 from support.serving_tls import Pair, make_server_pki
 from tfsctl import paths
@@ -47,7 +47,7 @@ BATCHING = {
 }
 EXTRA: dict[str, Any] = {
     "server": {"tls": {"enabled": True, "secretName": SECRET}, "batching": BATCHING},
-    # one replica keeps the test to one pod on the shared process node
+    # one replica keeps the test to one pod on the shared real node
     "autoscaling": {"maxReplicas": 1},
 }
 
@@ -55,7 +55,7 @@ EXTRA: dict[str, Any] = {
 @dataclass(frozen=True)
 class Certs:
     ca: Pair
-    server: Pair  # for the Service names and every address of the process node's pod CIDR
+    server: Pair  # for the Service names and every address of the real node's pod CIDR
 
 
 def make_certs(directory: Path, namespace: str, pod_cidr: str) -> Certs:
@@ -63,13 +63,10 @@ def make_certs(directory: Path, namespace: str, pod_cidr: str) -> Certs:
     return Certs(*make_server_pki(directory, dns, pod_cidr))
 
 
-def _process_pod_cidr(cluster: Cluster) -> str:
-    core = client.CoreV1Api(cluster.api)
-    names = [n for n, t in cluster.node_types.items() if t == "process"]
-    assert names, "no process node in the cluster"
-    spec = core.read_node(names[0]).spec
+def _pod_cidr(cluster: Cluster, node: str) -> str:
+    spec = client.CoreV1Api(cluster.api).read_node(node).spec
     cidr = spec.pod_cidr if spec else None
-    assert cidr, f"node {names[0]} has no spec.podCIDR: the certificate cannot cover its pod IPs"
+    assert cidr, f"node {node} has no spec.podCIDR: the certificate cannot cover its pod IPs"
     return str(cidr)
 
 
@@ -83,10 +80,10 @@ class Install:
 
 @pytest.fixture()
 def install(
-    cluster: Cluster, namespace: str, requires_process_node: None, tmp_path: Path
+    cluster: Cluster, namespace: str, real_node: RealNode, tmp_path: Path
 ) -> Iterator[Install]:
     """The local preset plus TLS and batching, installed and Ready; uninstalled afterwards."""
-    certs = make_certs(tmp_path, namespace, _process_pod_cidr(cluster))
+    certs = make_certs(tmp_path, namespace, _pod_cidr(cluster, real_node.name))
     core = client.CoreV1Api(cluster.api)
     secret = client.V1Secret(
         metadata=client.V1ObjectMeta(name=SECRET),
@@ -235,7 +232,7 @@ def _metrics(install: Install) -> str:
 def test_local_preset_with_tls_and_batching_serves_grpc_over_tls_only(
     cluster: Cluster, install: Install, tmp_path: Path
 ) -> None:
-    # one install (a minute of start-up on the shared process node), every check against it
+    # one install (a minute of start-up on the shared real node), every check against it
     check_grpc_serves_model_status_over_tls(install)
     check_plaintext_grpc_is_refused(install)
     check_a_client_that_does_not_trust_the_ca_is_refused(install, tmp_path)

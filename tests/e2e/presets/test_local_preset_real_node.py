@@ -40,7 +40,6 @@ def test_the_chart_from_the_registry_runs_its_default_image_and_command_on_the_r
     chart = yaml.safe_load((paths.CHART_DIR / "Chart.yaml").read_text())
     overrides = {
         **real_node.values(),
-        "server": {"command": ["tensorflow_model_server"]},  # the chart's default, stated for the reader
         "service": {"type": "ClusterIP"},
     }
     (tmp_path / "real-node.yaml").write_text(yaml.safe_dump(overrides))

@@ -65,8 +65,8 @@ def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
     values = _preset(preset)
     docs = render(paths.CHART_DIR, RELEASE, namespace, [values])
     want = expected_node_type(docs)
-    # the local preset needs the process node; GPU/ECI presets need such nodes (kind has neither);
-    # where pods really run (process node, kind) the PV is pinned to a node holding example models
+    # the local preset needs the real node; GPU/ECI presets need such nodes (kind has neither);
+    # where pods really run (the real node, kind) the PV is pinned to a node holding example models
     cluster.require_node_type(want)
     # next to the guide's own objects: its PV as written (local source), which the claim must bind by itself
     guide_pvs = guide_volumes(values.name)
@@ -108,7 +108,7 @@ def test_preset_installs_ready_on_its_node_type_and_uninstalls_clean(
         ]
         assert not missing, f"{values.name}: rendered objects not in the API: {missing}"
         if want in cluster.capabilities.real_types:
-            # helm test pods run for real only where pods do (the process node here; kind's nodes)
+            # helm test pods run for real only where pods do (the real node here; kind's nodes)
             # (no --logs: the chart deletes a passed test pod, so helm would fail fetching its log;
             # a failed one stays and its log goes into the message)
             out = cluster.helm("test", RELEASE, "-n", namespace, "--timeout", "3m", check=False, timeout=240)

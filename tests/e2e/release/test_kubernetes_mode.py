@@ -1,7 +1,7 @@
 """Kubernetes mode end to end on the local cluster: deploy, scale, promote/rollback, status, locks, HPA.
 
 One release for the whole module (CPU is scarce): the local preset with a fixed
-fleet (``autoscaling.enabled=false``, 2 replicas, then scaled to 3) on the process
+fleet (``autoscaling.enabled=false``, 2 replicas, then scaled to 3) on the real
 node, models from a hostPath PV holding fashion versions 1, 2 and 3. The tests
 run in file order and each leaves the fleet consistent for the next; the states
 are written next to each test.
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support.cluster_helpers import Cluster, wait_for
+from support.cluster_helpers import Cluster, RealNode, wait_for
 from support.release_cluster import (
     LoadBalancerProbe,
     load_balancer_ip,
@@ -37,7 +37,7 @@ from tfsctl.serving.config import ServerConfig
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.usefixtures("requires_process_node", "requires_local_loadbalancer"),
+    pytest.mark.usefixtures("real_node", "requires_loadbalancer"),
 ]
 
 RELEASE = "tfs"
@@ -52,6 +52,7 @@ class Release:
     cluster: Cluster
     namespace: str
     core: Any
+    node: str  # the real node the preset's pods run on
 
     @property
     def flags(self) -> list[str]:
@@ -101,10 +102,10 @@ class Release:
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Cluster) -> Iterator[Release]:
+def release(cluster: Cluster, real_node: RealNode) -> Iterator[Release]:
     models = release_models_dir()
     with module_namespace(cluster, "e2e-release-k8s") as ns, models_pv(cluster, ns, f"{FULL}-models", models):
-        rel = Release(cluster, ns, client.CoreV1Api(cluster.api))
+        rel = Release(cluster, ns, client.CoreV1Api(cluster.api), real_node.name)
         done = tfsctl(
             cluster,
             "deploy",
@@ -164,7 +165,7 @@ def test_status_reports_what_each_replica_itself_serves(release: Release) -> Non
     for row in report["replicas"]:
         pod = pods[row["name"]]
         versions, labels = release.pod_view(pod)
-        assert row["ready"] is True and row["node"] == pod.spec.node_name == "tfsctl-process-0"
+        assert row["ready"] is True and row["node"] == pod.spec.node_name == release.node
         assert row["models"]["fashion"]["versions"] == {str(v): s for v, s in sorted(versions.items())}
         assert row["models"]["fashion"]["labels"] == labels == {"stable": 1, "canary": 2}
         assert row["disagrees"] == []

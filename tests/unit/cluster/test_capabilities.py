@@ -9,15 +9,16 @@ from support.cluster_capabilities import (
     Capabilities,
     infer_node_type,
     require_kwok_usage,
-    require_local_loadbalancer,
+    require_loadbalancer,
     require_node_type,
-    require_process_node,
+    require_real_node,
 )
 
 EVERYTHING = Capabilities(
-    labelled_types=frozenset({"cpu", "gpu", "eci", "process"}),
-    ready_types=frozenset({"cpu", "gpu", "eci", "process"}),
-    process_node=True,
+    labelled_types=frozenset({"cpu", "gpu", "eci", "real"}),
+    ready_types=frozenset({"cpu", "gpu", "eci", "real"}),
+    real_nodes=("tfsctl-node-0",),
+    loadbalancer=True,
     kwok_nodes=True,
     usage_crds=True,
     metrics_api=True,
@@ -27,21 +28,25 @@ KIND = Capabilities(node_types={"kind-control-plane": "cpu"}, ready_types=frozen
 
 @pytest.mark.parametrize("local", [True, False])
 def test_present_capabilities_neither_skip_nor_fail(local: bool) -> None:
-    require_process_node(EVERYTHING, local)
-    require_local_loadbalancer(EVERYTHING, local)
+    assert require_real_node(EVERYTHING, local) == "tfsctl-node-0"
+    require_loadbalancer(EVERYTHING, local)
     require_kwok_usage(EVERYTHING, local)
-    for kind in ("cpu", "gpu", "eci", "process"):
+    for kind in ("cpu", "gpu", "eci", "real"):
         require_node_type(EVERYTHING, local, kind, labelled=True)
 
 
-def test_external_cluster_without_process_node_skips_naming_it() -> None:
-    with pytest.raises(pytest.skip.Exception, match=rf"{SKIP_PREFIX} the process node tfsctl-process-0"):
-        require_process_node(KIND, local=False)
+def test_external_cluster_without_a_real_node_or_metallb_skips_naming_it() -> None:
+    with pytest.raises(pytest.skip.Exception, match=rf"{SKIP_PREFIX} a Ready real node"):
+        require_real_node(KIND, local=False)
+    with pytest.raises(pytest.skip.Exception, match=rf"{SKIP_PREFIX} a LoadBalancer the host reaches"):
+        require_loadbalancer(KIND, local=False)
 
 
-def test_local_cluster_without_process_node_fails_with_how_to_start_it() -> None:
-    with pytest.raises(pytest.fail.Exception, match=r"without --no-process-node"):
-        require_process_node(KIND, local=True)
+def test_local_cluster_without_a_real_node_fails_with_how_to_start_it() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"--real-nodes. must not be 0"):
+        require_real_node(KIND, local=True)
+    with pytest.raises(pytest.fail.Exception, match=r"installs the metallb add-on"):
+        require_loadbalancer(KIND, local=True)
 
 
 def test_missing_usage_emulation_names_each_missing_part() -> None:
@@ -59,12 +64,12 @@ def test_unlabelled_nodes_serve_cpu_workloads_but_not_node_selectors_or_gpus() -
         require_node_type(KIND, False, "cpu", labelled=True)
     with pytest.raises(pytest.skip.Exception, match=r"nvidia.com/gpu"):
         require_node_type(KIND, False, "gpu")
-    with pytest.raises(pytest.skip.Exception, match=r"process node"):
-        require_node_type(KIND, False, "process")
+    with pytest.raises(pytest.skip.Exception, match=r"the local cluster's real node"):
+        require_node_type(KIND, False, "real")
 
 
 def test_node_type_comes_from_the_label_else_from_cloud_labels_and_gpu_allocatable() -> None:
-    assert infer_node_type({"node.tfsctl.dev/type": "process"}, {}) == "process"
+    assert infer_node_type({"node.tfsctl.dev/type": "real"}, {}) == "real"
     assert infer_node_type({"type": "virtual-kubelet"}, {}) == "eci"
     assert infer_node_type({}, {"nvidia.com/gpu": "1"}) == "gpu"
     assert infer_node_type({"kubernetes.io/hostname": "kind-worker"}, {"cpu": "8"}) == "cpu"

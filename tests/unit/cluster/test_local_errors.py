@@ -21,7 +21,6 @@ def _scratch(tmp_path: Path) -> LocalCluster:
         cspec.ClusterSpec(name="tfsctl-unit", ports=cspec.Ports(28400)),
         state_dir=tmp_path / "state",
         kubeconfig=tmp_path / "kubeconfig",
-        with_agent=False,
     )
 
 

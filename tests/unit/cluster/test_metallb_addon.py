@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +52,7 @@ def test_pool_holds_neither_the_host_nor_any_node_address() -> None:
 
 
 def test_images_keep_their_upstream_names_on_a_mirrored_registry(upstream: list[dict[str, Any]]) -> None:
-    docs = M.adapt(upstream, SERVER, None)
+    docs = M.adapt(upstream, SERVER)
     used = {
         c["image"]
         for d in docs
@@ -74,7 +73,7 @@ def test_recipes_run_the_binaries_as_upstream_images_do() -> None:
 
 def test_rbac_is_upstreams_unchanged(upstream: list[dict[str, Any]]) -> None:
     kinds = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
-    docs = M.adapt(upstream, SERVER, None)
+    docs = M.adapt(upstream, SERVER)
     rbac = [d for d in docs if d["kind"] in kinds]
     assert rbac == [d for d in upstream if d["kind"] in kinds]
     assert {d["kind"] for d in rbac} == set(kinds)
@@ -83,7 +82,7 @@ def test_rbac_is_upstreams_unchanged(upstream: list[dict[str, Any]]) -> None:
 
 
 def test_controller_and_speaker_run_on_the_real_nodes_only(upstream: list[dict[str, Any]]) -> None:
-    docs = M.adapt(upstream, SERVER, None)
+    docs = M.adapt(upstream, SERVER)
     for kind, name in (("Deployment", M.CONTROLLER), ("DaemonSet", M.SPEAKER)):
         pod = _pod(docs, kind, name)
         assert pod["nodeSelector"][NODE_TYPE_LABEL] == "real", kind
@@ -97,7 +96,7 @@ def test_controller_and_speaker_run_on_the_real_nodes_only(upstream: list[dict[s
 
 
 def test_both_reach_the_apiserver_through_the_host_address(upstream: list[dict[str, Any]]) -> None:
-    docs = M.adapt(upstream, SERVER, None)
+    docs = M.adapt(upstream, SERVER)
     cm = _one(docs, "ConfigMap", M.KUBECONFIG_CONFIGMAP)
     kubeconfig = json.loads(cm["data"]["kubeconfig"])
     cluster = kubeconfig["clusters"][0]["cluster"]
@@ -118,7 +117,7 @@ def test_both_reach_the_apiserver_through_the_host_address(upstream: list[dict[s
 def test_webhooks_the_host_apiserver_cannot_call_are_left_out(upstream: list[dict[str, Any]]) -> None:
     assert any(d["kind"] == "ValidatingWebhookConfiguration" for d in upstream)
     assert "conversion" in _one(upstream, "CustomResourceDefinition", "bgppeers.metallb.io")["spec"]
-    docs = M.adapt(upstream, SERVER, None)
+    docs = M.adapt(upstream, SERVER)
     assert not any(d["kind"] == "ValidatingWebhookConfiguration" for d in docs)
     assert not any(d["metadata"]["name"] == "metallb-webhook-service" for d in docs)
     assert "conversion" not in _one(docs, "CustomResourceDefinition", "bgppeers.metallb.io")["spec"]
@@ -131,53 +130,25 @@ def test_webhooks_the_host_apiserver_cannot_call_are_left_out(upstream: list[dic
 
 def test_adapt_leaves_upstreams_documents_untouched(upstream: list[dict[str, Any]]) -> None:
     before = json.dumps(upstream, sort_keys=True)
-    M.adapt(upstream, SERVER, M.LB_CLASS)
+    M.adapt(upstream, SERVER)
     assert json.dumps(upstream, sort_keys=True) == before
 
 
-@pytest.mark.parametrize(("lb_class", "arg"), [(None, None), (M.LB_CLASS, f"--lb-class={M.LB_CLASS}")])
-def test_load_balancer_class_is_served_by_controller_and_speaker_alike(
-    upstream: list[dict[str, Any]], lb_class: str | None, arg: str | None
+def test_metallb_is_the_clusters_one_balancer_and_serves_services_without_a_class(
+    upstream: list[dict[str, Any]],
 ) -> None:
-    docs = M.adapt(upstream, SERVER, lb_class)
+    docs = M.MetalLB().manifests(addons.Context(PLAN, SERVER, lambda *a, **k: "", lambda m: None))
     for kind, name in (("Deployment", M.CONTROLLER), ("DaemonSet", M.SPEAKER)):
         (container,) = _pod(docs, kind, name)["containers"]
-        classes = [a for a in container["args"] if a.startswith("--lb-class")]
-        assert classes == ([arg] if arg else []), kind
-
-
-def test_with_the_process_node_metallb_serves_its_own_class(upstream: list[dict[str, Any]]) -> None:
-    def ctx(process_node: bool) -> addons.Context:
-        return addons.Context(PLAN, SERVER, lambda *a, **k: "", lambda m: None, process_node=process_node)
-
-    for process_node, expected in ((True, [f"--lb-class={M.LB_CLASS}"]), (False, [])):
-        docs = M.MetalLB().manifests(ctx(process_node))
-        (controller,) = _pod(docs, "Deployment", M.CONTROLLER)["containers"]
-        assert [a for a in controller["args"] if a.startswith("--lb-class")] == expected
+        assert not [a for a in container.get("args", []) if a.startswith("--lb-class")], kind
 
 
 def test_a_manifest_without_the_speaker_is_refused_by_name(upstream: list[dict[str, Any]]) -> None:
     broken = [d for d in upstream if d["kind"] != "DaemonSet"]
     with pytest.raises(ValueError, match=r"metallb-native.yaml of MetalLB v0.15.2 has no DaemonSet speaker"):
-        M.adapt(broken, SERVER, None)
+        M.adapt(broken, SERVER)
 
 
 def test_metallb_is_installed_after_the_metrics_pipeline() -> None:
     names = [a.name for a in addons.ADDONS]
     assert names[-1] == "metallb" and names.index("metrics-pipeline") < names.index("metallb")
-
-
-@pytest.mark.parametrize("with_agent", [True, False])
-def test_the_add_on_is_told_whether_the_process_nodes_agent_runs(tmp_path: Path, with_agent: bool) -> None:
-    """--no-process-node keeps the node in the spec but starts no agent: then MetalLB serves all."""
-    from tfsbed.cluster import spec as cspec
-    from tfsbed.cluster.local import LocalCluster
-
-    local = LocalCluster(
-        cspec.ClusterSpec(name="tfsctl-unit", ports=cspec.Ports(28400), real_nodes=1),
-        state_dir=tmp_path / "state",
-        kubeconfig=tmp_path / "kubeconfig",
-        with_agent=with_agent,
-    )
-    assert local.spec.agent_nodes()
-    assert local.real_nodes().process_node is with_agent

@@ -51,7 +51,7 @@ def test_spec_names_the_real_nodes_as_the_plan_does() -> None:
     spec = cspec.ClusterSpec(real_nodes=2)
     assert [n.name for n in spec.kubelet_nodes()] == [n.name for n in nconfig.plan(26400, 2).nodes]
     assert all(n.provider == "kubelet" and n.labels[NODE_TYPE_LABEL] == "real" for n in spec.kubelet_nodes())
-    assert cspec.ClusterSpec().kubelet_nodes() == ()
+    assert cspec.ClusterSpec(real_nodes=0).kubelet_nodes() == ()
 
 
 def test_kubelet_certificate_subject_is_what_the_node_authorizer_expects() -> None:

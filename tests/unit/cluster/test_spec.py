@@ -68,7 +68,7 @@ def test_the_apiserver_certificate_names_the_kubernetes_service_ip_pods_dial() -
     )
 
 
-def test_kwok_manages_only_annotated_nodes_so_agent_nodes_are_left_alone() -> None:
+def test_kwok_manages_only_annotated_nodes_so_real_nodes_are_left_alone() -> None:
     patches = {p["name"]: p["extraArgs"] for p in _config()["componentsPatches"]}
     kwok = {a["key"]: a for a in patches["kwok-controller"]}
     assert kwok["manage-all-nodes"] == {"key": "manage-all-nodes", "value": "false", "override": True}
@@ -98,10 +98,12 @@ def test_port_base_outside_the_usable_range_is_rejected(base: int) -> None:
         cspec.Ports(base)
 
 
-def test_default_nodes_are_two_cpu_two_gpu_one_eci_and_the_process_node() -> None:
+def test_default_nodes_are_two_cpu_two_gpu_one_eci_simulated_and_one_real_node() -> None:
     types = [n.node_type for n in cspec.default_nodes()]
-    assert sorted(types) == ["cpu", "cpu", "eci", "gpu", "gpu", "process"]
-    assert [n.name for n in cspec.ClusterSpec().agent_nodes()] == ["tfsctl-process-0"]
+    assert sorted(types) == ["cpu", "cpu", "eci", "gpu", "gpu"]
+    assert {n.provider for n in cspec.default_nodes()} == {"kwok"}
+    real = [(n.name, n.provider) for n in cspec.ClusterSpec().kubelet_nodes()]
+    assert real == [("tfsctl-node-0", "kubelet")]
 
 
 def test_gpu_node_offers_four_gpus_with_ack_and_nvidia_labels() -> None:
@@ -130,9 +132,10 @@ def test_each_kwok_node_points_metrics_server_at_its_own_metrics_path() -> None:
     )
 
 
-def test_agent_nodes_have_no_manifest() -> None:
-    with pytest.raises(ValueError, match="tfsctl-process-0"):
-        cspec.node_manifest(cspec.process_node())
+def test_real_nodes_have_no_manifest_they_register_themselves() -> None:
+    (real,) = cspec.ClusterSpec().kubelet_nodes()
+    with pytest.raises(ValueError, match="tfsctl-node-0"):
+        cspec.node_manifest(real)
 
 
 def test_metrics_server_manifests_register_the_metrics_api() -> None:

@@ -183,7 +183,7 @@ def test_the_image_is_the_upstream_name_running_the_pinned_build(
 
 def test_without_a_real_node_the_addon_says_what_to_start() -> None:
     ctx = addons.Context(plan=nconfig.plan(27400, 0), server=SERVER, kubectl=lambda *a, **k: "", say=print)
-    with pytest.raises(Unavailable, match=r"--real-nodes 1"):
+    with pytest.raises(Unavailable, match=r"`--real-nodes` above 0"):
         T.Traefik().manifests(ctx)
 
 

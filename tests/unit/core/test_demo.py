@@ -55,3 +55,17 @@ def test_demo_resets_before_it_generates_models_and_promotes_canary_to_stable() 
 )
 def test_demo_load_test_states_its_expectations(flag: str) -> None:
     assert flag in list(steps(DemoPlan()))[-1].args
+
+
+def test_demo_runs_the_qps_autoscaling_beside_the_cpu_one_through_the_ingress() -> None:
+    verifies = [s.args for s in steps(DemoPlan()) if s.args[:1] == ["verify-autoscaling"]]
+    assert len(verifies) == 2
+    cpu, qps = verifies
+    assert "--through" not in cpu
+    assert qps[qps.index("--through") + 1] == "ingress"
+    assert qps[qps.index("--release") + 1] == DemoPlan().qps_release
+    deploys = [s.args for s in steps(DemoPlan()) if s.args[:1] == ["deploy"]]
+    (deploy,) = [args for args in deploys if DemoPlan().qps_release in args]
+    assert "autoscaling.prometheusQps.enabled=true" in deploy
+    assert "ingress.enabled=true" in deploy
+    assert "autoscaling.targetCPUUtilizationPercentage=0" in deploy  # request rate alone drives it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,12 +83,17 @@ def test_nothing_under_tools_imports_the_tests(path: Path) -> None:
     assert edges == [], f"{path.relative_to(TOOLS)} imports {edges} from the test suite"
 
 
-def test_the_checker_sees_relative_and_absolute_edges() -> None:
+def test_the_checker_sees_relative_and_absolute_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The AST walk itself: a relative import resolves against the package, a plain one as is."""
     source = TOOLS / "tfsctl" / "release" / "ops.py"
     assert "tfsctl.serving.config" in {m for _, m in _imports(source)}
-    sample = TOOLS / "tfsbed" / "cluster" / "agent" / "__main__.py"
-    assert any(_top(m) == "tfsbed" for _, m in _imports(sample))
+    sample = tmp_path / "tfsbed" / "cluster" / "node" / "sample.py"
+    sample.parent.mkdir(parents=True)
+    sample.write_text("from ..spec import Ports\nfrom . import config\n")
+    monkeypatch.setattr(sys.modules[__name__], "TOOLS", tmp_path)
+    assert [m for _, m in _imports(sample)] == ["tfsbed.cluster.spec", "tfsbed.cluster.node"]
 
 
 HELM_ADAPTER = TOOLS / "tfsctl" / "release" / "helm.py"

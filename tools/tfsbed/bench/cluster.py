@@ -2,8 +2,7 @@
 
 Build times come from the toolchain's ``.complete`` stamps (seconds the first
 build took on this machine). Start/stop are measured on a throw-away cluster
-(own state dir and ports, no process node: the agent's pod network is a
-machine-wide singleton), so a running shared cluster is left alone.
+(own state dir and ports, no real node), so a running shared cluster is left alone.
 """
 
 from __future__ import annotations
@@ -57,10 +56,9 @@ def _start_stop_table(runs: int) -> Table:
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="tfsctl-bench-cluster-") as tmp:
             lc = LocalCluster(
-                cspec.ClusterSpec(name="tfsctl-bench", ports=cspec.Ports(BENCH_PORT_BASE)),
+                cspec.ClusterSpec(name="tfsctl-bench", ports=cspec.Ports(BENCH_PORT_BASE), real_nodes=0),
                 state_dir=Path(tmp) / "state",
                 kubeconfig=Path(tmp) / "kubeconfig",
-                with_agent=False,
             )
             try:
                 result = lc.up(timeout=300)
@@ -80,7 +78,7 @@ def _start_stop_table(runs: int) -> Table:
         notes=[
             f"{runs} run(s), median (min, max) where more than one; kwok nodes and metrics.k8s.io included; "
             "measured with `python -m tfsbed.bench --only cluster`.",
-            "The process node (agent) is not part of this figure.",
+            "Without the real node (`real_nodes=0`); area `realnode` times `up` with it.",
         ],
     )
     table.rows.append(

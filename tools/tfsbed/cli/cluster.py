@@ -25,8 +25,7 @@ class ClusterOptions:
     port_base: int
     state_dir: Path
     kubeconfig: Path
-    with_agent: bool = True
-    real_nodes: int = 0
+    real_nodes: int = 0  # down and status find an earlier up's nodes in its state
     proxy_mode: str = "iptables"
 
 
@@ -49,7 +48,6 @@ def _cluster(opts: ClusterOptions, quiet: bool = False) -> LocalCluster:
         state_dir=opts.state_dir,
         kubeconfig=opts.kubeconfig,
         progress=None if quiet else _progress,
-        with_agent=opts.with_agent,
     )
 
 
@@ -83,7 +81,6 @@ def _opts(
     port_base: int,
     state_dir: Path | None,
     kubeconfig: Path | None,
-    with_agent: bool = True,
     real_nodes: int = 0,
     proxy_mode: str = "iptables",
 ) -> ClusterOptions:
@@ -95,7 +92,6 @@ def _opts(
         port_base,
         (state_dir or STATE_DIR).absolute(),
         kubeconfig.absolute(),
-        with_agent,
         real_nodes,
         proxy_mode,
     )
@@ -126,20 +122,20 @@ def _print_status(status_dict: dict[str, Any], output: str) -> None:
 
 @click.group()
 def cluster() -> None:
-    """The local cluster: pinned Kubernetes control plane, kwok nodes and a process node."""
+    """The local cluster: pinned Kubernetes control plane, simulated kwok nodes and a real node."""
 
 
 @cluster.command()
 @_common
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for Ready.")
-@click.option("--no-process-node", is_flag=True, help="Do not start the process-node agent.")
 @click.option(
     "--real-nodes",
     type=int,
-    default=0,
+    default=1,
     show_default=True,
     envvar="TFSCTL_CLUSTER_REAL_NODES",
-    help="Real worker nodes (containerd + kubelet + kube-proxy, as root) beside the kwok nodes.",
+    help="Real worker nodes (containerd + kubelet + kube-proxy, as root) beside the kwok nodes; "
+    "0 for the control plane and kwok nodes alone.",
 )
 @click.option(
     "--proxy-mode",
@@ -154,13 +150,12 @@ def up(
     state_dir: Path | None,
     kubeconfig: Path | None,
     timeout: float,
-    no_process_node: bool,
     real_nodes: int,
     proxy_mode: str,
     output: str,
 ) -> None:
     """Build (first time) and start the cluster, or reuse the running one; writes .tools/kubeconfig."""
-    opts = _opts(port_base, state_dir, kubeconfig, not no_process_node, real_nodes, proxy_mode)
+    opts = _opts(port_base, state_dir, kubeconfig, real_nodes, proxy_mode)
     result = _cluster(opts).up(timeout=timeout)
     data = result.status.to_dict()
     if output == "json":
@@ -176,7 +171,7 @@ def up(
 @_common
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait per process.")
 def down(port_base: int, state_dir: Path | None, kubeconfig: Path | None, timeout: float) -> None:
-    """Stop the process-node agent and delete the cluster and its state."""
+    """Stop the real nodes and delete the cluster and its state."""
     stopped = _cluster(_opts(port_base, state_dir, kubeconfig)).down(timeout=timeout)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

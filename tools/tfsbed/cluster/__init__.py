@@ -6,8 +6,8 @@ locally built binaries, with simulated nodes of several kinds:
 
 - ``kwok`` nodes (CPU, GPU, an ACK-like ECI virtual node) whose pods only exist
   in the API, with CPU/memory usage emulated by kwok's ResourceUsage CRDs;
-- the ``agent`` node ``tfsctl-process-0`` run by :mod:`tfsbed.cluster.agent`,
-  whose pods really run as local processes.
+- real nodes (upstream containerd + kubelet + kube-proxy, :mod:`.node`), where
+  pods run in containers from images built here, as on a user's node.
 
 :mod:`.spec` holds the pure description (nodes, ports, the kwokctl
 configuration); :mod:`.local` is the adapter that starts, inspects and stops it.
@@ -18,5 +18,4 @@ module load.
 from __future__ import annotations
 
 CLUSTER_NAME = "tfsctl"
-PROCESS_NODE_NAME = "tfsctl-process-0"
 NODE_TYPE_LABEL = "node.tfsctl.dev/type"

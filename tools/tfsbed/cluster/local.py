@@ -4,24 +4,22 @@
 (:mod:`tfsbed.toolchain`); this module adds what kwokctl does not do: it checks
 ports and stale state first, verifies every component really runs (kwokctl
 does not notice a component that exits at start), creates the simulated nodes,
-starts the process-node agent and waits, bounded, until all of it is Ready.
+starts the real nodes (:mod:`tfsbed.cluster.node`) and waits, bounded, until all of it is Ready.
 A failed ``up`` removes what it started.
 
-State lives under ``.tools/cluster/`` (kwokctl's workdir, the agent's state,
+State lives under ``.tools/cluster/`` (kwokctl's workdir, the real nodes' state,
 ``cluster.json``); the kubeconfig is ``.tools/kubeconfig``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -39,8 +37,6 @@ from tfsctl.errors import Conflict, Timeout, ToolkitError, Unavailable
 log = logging.getLogger(__name__)
 
 STATE_DIR = paths.TOOLS_DIR / "cluster"
-AGENT_MODULE = "tfsbed.cluster.agent"
-AGENT_METRICS_PORT_OFFSET = 50
 
 State = Literal["running", "degraded", "stopped", "absent"]
 Progress = Callable[[str], None]
@@ -106,7 +102,7 @@ def _kwokctl_error(output: str) -> str:
 
 
 class LocalCluster:
-    """The local cluster: pinned control plane + kwok nodes + the process-node agent.
+    """The local cluster: pinned control plane + kwok nodes + real nodes.
 
     ``progress`` receives one human-readable line per step (the CLI prints them to
     stderr); the class itself never prints.
@@ -119,12 +115,10 @@ class LocalCluster:
         state_dir: Path = STATE_DIR,
         kubeconfig: Path = paths.LOCAL_KUBECONFIG,
         progress: Progress | None = None,
-        with_agent: bool = True,
     ) -> None:
         self.spec = spec or cspec.ClusterSpec()
         self.state_dir = state_dir
         self.kubeconfig = kubeconfig
-        self.with_agent = with_agent
         self._progress = progress
         self._node_binaries: Any = None
         self._real: Any = None
@@ -139,22 +133,6 @@ class LocalCluster:
     def workdir(self) -> Path:
         """kwokctl's directory for this cluster (config, pki, pids, logs, etcd data)."""
         return self.kwok_root / "clusters" / self.spec.name
-
-    @property
-    def agent_dir(self) -> Path:
-        return self.state_dir / "agent"
-
-    @property
-    def agent_pid_file(self) -> Path:
-        return self.agent_dir / "agent.pid"
-
-    @property
-    def agent_log(self) -> Path:
-        return self.agent_dir / "agent.log"
-
-    @property
-    def agent_metrics_port(self) -> int:
-        return self.spec.ports.base + AGENT_METRICS_PORT_OFFSET
 
     def _say(self, message: str) -> None:
         log.info("%s", message)
@@ -252,7 +230,6 @@ class LocalCluster:
             proxy_mode=self.spec.proxy_mode,
             addon_names=self.spec.addons,
             kubelet_sync_frequency=self.spec.kubelet_sync_frequency,
-            process_node=self.with_agent and bool(self.spec.agent_nodes()),
         )
 
     def _up_real_nodes(self, deadline: float) -> dict[str, float]:
@@ -300,11 +277,6 @@ class LocalCluster:
             running = pid is not None and procs.pid_alive(pid, str(self.workdir))
             detail = "" if running else self._log_tail(self.workdir / "logs" / f"{name}.log")
             states.append(ComponentState(name, running, pid if running else None, detail))
-        if self.with_agent and self.agent_available():
-            pid = procs.read_pid(self.agent_pid_file)
-            running = pid is not None and procs.pid_alive(pid, AGENT_MODULE)
-            detail = "" if running else self._log_tail(self.agent_log)
-            states.append(ComponentState("process-node-agent", running, pid if running else None, detail))
         real = self.real_nodes()
         for c in real.components() if real is not None else []:
             detail = "" if c.running else f"{c.detail or 'no output'} (log: {c.log})"
@@ -339,8 +311,6 @@ class LocalCluster:
             st.nodes = self._node_states()
         all_up = len(running) == len(st.components) and api_ok
         st.state = "running" if all_up and all(n.ready for n in st.nodes) else "degraded"
-        if self.with_agent and not self.agent_available():
-            st.notes.append(f"process node unavailable: {AGENT_MODULE} is not installed")
         for c in st.components:
             if not c.running:
                 st.notes.append(f"{c.name} is not running" + (f": {c.detail}" if c.detail else ""))
@@ -386,13 +356,6 @@ class LocalCluster:
         return sorted(out, key=lambda n: n.name)
 
     # -- up ------------------------------------------------------------------------------------
-
-    def agent_available(self) -> bool:
-        """Whether the node-agent module is installed (it is required once it exists)."""
-        try:
-            return importlib.util.find_spec(f"{AGENT_MODULE}.__main__") is not None
-        except ImportError:
-            return False
 
     @contextlib.contextmanager
     def _locked(self, timeout: float) -> Iterator[None]:
@@ -448,14 +411,10 @@ class LocalCluster:
             self._create(binaries)
             created = True
         steps["control-plane"] = time.monotonic() - t0
-        agent_started = False
         try:
             t0 = time.monotonic()
             self._bootstrap_objects(deadline)
             steps["nodes"] = time.monotonic() - t0
-            t0 = time.monotonic()
-            agent_started = self._ensure_agent(deadline)
-            steps["process-node"] = time.monotonic() - t0
             t0 = time.monotonic()
             steps |= self._up_real_nodes(deadline)
             if self.spec.real_nodes:
@@ -467,8 +426,6 @@ class LocalCluster:
             if created:
                 self._say("start failed: removing the half-started cluster")
                 self._teardown(binaries, quiet=True)
-            elif agent_started:
-                self._stop_agent()
             raise
         self._write_state(binaries)
         elapsed = time.monotonic() - started
@@ -477,8 +434,6 @@ class LocalCluster:
 
     def _check_ports(self) -> None:
         ports = dict(self.spec.ports.by_component)
-        if self.with_agent and self.agent_available():
-            ports["process-node-agent"] = self.agent_metrics_port
         if self.spec.real_nodes:
             from tfsbed.cluster.node.config import REGISTRY_PORT_OFFSET
 
@@ -698,112 +653,15 @@ class LocalCluster:
                     )
                 time.sleep(1)
 
-    # -- process node --------------------------------------------------------------------------
-
-    def agent_running(self) -> int | None:
-        pid = procs.read_pid(self.agent_pid_file)
-        return pid if pid is not None and procs.pid_alive(pid, AGENT_MODULE) else None
-
-    def _ensure_agent(self, deadline: float) -> bool:
-        """Start the node agent unless it runs; wait until its node is Ready. True if started here."""
-        if not self.with_agent:
-            return False
-        nodes = self.spec.agent_nodes()
-        if not nodes:
-            return False
-        if not self.agent_available():
-            self._say(f"process node unavailable: {AGENT_MODULE} is not installed (continuing without it)")
-            return False
-        node = nodes[0].name
-        started = False
-        if self.agent_running() is None:
-            if procs.port_in_use(self.agent_metrics_port):
-                raise Conflict(
-                    f"port {self.agent_metrics_port} for the process-node agent is in use by "
-                    f"{procs.port_owner(self.agent_metrics_port)}: stop it or use `--port-base`"
-                )
-            self._start_agent(node)
-            started = True
-        try:
-            from kubernetes import client
-
-            with self.api_client() as api:
-                core = client.CoreV1Api(api)
-                while True:
-                    with contextlib.suppress(Exception):
-                        obj: Any = core.read_node(node, _request_timeout=5)
-                        if any(c.type == "Ready" and c.status == "True" for c in obj.status.conditions or []):
-                            break
-                    if self.agent_running() is None:
-                        raise Unavailable(
-                            f"the process-node agent exited: {self._log_tail(self.agent_log) or 'no output'} "
-                            f"(log: {self.agent_log})"
-                        )
-                    if time.monotonic() > deadline:
-                        raise Timeout(f"node {node} not Ready in time (agent log: {self.agent_log})")
-                    time.sleep(1)
-        except BaseException:
-            if started:
-                self._stop_agent()
-            raise
-        self._say(f"node {node} (process, agent pid {self.agent_running()}): Ready")
-        return started
-
-    def _start_agent(self, node: str) -> None:
-        self.agent_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            AGENT_MODULE,
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--state-dir",
-            str(self.agent_dir),
-            "--node-name",
-            node,
-            "--metrics-port",
-            str(self.agent_metrics_port),
-        ]
-        env = dict(os.environ)
-        tools = str(paths.REPO_ROOT / "tools")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (tools, env.get("PYTHONPATH", "")) if p)
-        env.pop("KUBECONFIG", None)
-        with open(self.agent_log, "ab") as logf:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-                cwd=str(self.agent_dir),
-            )
-        self.agent_pid_file.write_text(f"{proc.pid}\n")
-        self._say(f"process-node agent: started (pid {proc.pid}, log {self.agent_log})")
-
-    def _stop_agent(self, timeout: float = 45.0) -> bool:
-        """SIGTERM the agent (it drains its pods), SIGKILL its process group after ``timeout``."""
-        pid = self.agent_running()
-        if pid is None:
-            self.agent_pid_file.unlink(missing_ok=True)
-            return False
-        self._say(f"process-node agent: stopping (pid {pid})")
-        _terminate(pid, timeout, group=True)
-        self.agent_pid_file.unlink(missing_ok=True)
-        return True
-
     # -- down ----------------------------------------------------------------------------------
 
     def down(self, timeout: float = 60.0) -> list[str]:
-        """Stop the agent, delete the cluster, remove leftovers; returns what was stopped."""
+        """Stop the real nodes, delete the cluster, remove leftovers; returns what was stopped."""
         with self._locked(max(timeout, 300.0)):
             return self._down(timeout)
 
     def _down(self, timeout: float) -> list[str]:
-        stopped: list[str] = []
-        if self._stop_agent(timeout=min(timeout, 45.0)):
-            stopped.append("process-node-agent")
-        stopped += self._down_real_nodes()
+        stopped = self._down_real_nodes()
         if self.exists():
             try:
                 binaries = self.ensure_binaries_quiet()
@@ -820,7 +678,7 @@ class LocalCluster:
                     )
         for pid, name in self._leftover_processes():
             self._say(f"stopping leftover {name} (pid {pid})")
-            _terminate(pid, 10.0, group=False)
+            _terminate(pid, 10.0)
             stopped.append(name)
         self._remove_state()
         return stopped
@@ -833,7 +691,6 @@ class LocalCluster:
             self._progress = progress
 
     def _teardown(self, binaries: cspec.Binaries, quiet: bool) -> None:
-        self._stop_agent(timeout=20.0)
         with contextlib.suppress(ToolkitError):
             self._down_real_nodes()
         if self.exists():
@@ -842,26 +699,23 @@ class LocalCluster:
                     binaries, "delete", "cluster", "--kubeconfig", str(self.kubeconfig), timeout=120
                 )
         for pid, _name in self._leftover_processes():
-            _terminate(pid, 10.0, group=False)
+            _terminate(pid, 10.0)
         self._remove_state()
 
     def _leftover_processes(self) -> Iterator[tuple[int, str]]:
-        """Processes started from this cluster's workdir or agent state dir (e.g. after a lost workdir)."""
+        """Processes started from this cluster's workdir (e.g. after a lost workdir)."""
         import psutil
 
         workdir = str(self.workdir)
-        agent_dir = str(self.agent_dir)
         for proc in psutil.process_iter(["pid", "cmdline", "name"]):
             cmdline = proc.info.get("cmdline") or []
             if not cmdline or proc.info["pid"] == os.getpid():
                 continue
             if cmdline[0].startswith(workdir + os.sep):
                 yield proc.info["pid"], Path(cmdline[0]).name
-            elif AGENT_MODULE in cmdline and agent_dir in cmdline:
-                yield proc.info["pid"], "process-node-agent"
 
     def _remove_state(self) -> None:
-        for child in ("kwok", "manifests", "kwokctl.yaml", "cluster.json", "agent"):
+        for child in ("kwok", "manifests", "kwokctl.yaml", "cluster.json"):
             path = self.state_dir / child
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -885,8 +739,8 @@ class LocalCluster:
         state_file.write_text(json.dumps(saved, indent=2) + "\n")
 
 
-def _terminate(pid: int, timeout: float, group: bool) -> None:
-    """SIGTERM ``pid`` (and its process group when it leads one), SIGKILL after ``timeout``."""
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid``, SIGKILL after ``timeout``."""
     import psutil
 
     try:
@@ -900,13 +754,6 @@ def _terminate(pid: int, timeout: float, group: bool) -> None:
     except psutil.TimeoutExpired:
         log.warning("pid %d did not stop within %.0fs after SIGTERM; sending SIGKILL", pid, timeout)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            if group and os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(psutil.TimeoutExpired):
             proc.wait(timeout=5)
-    if group:
-        # the agent's children (pods) share its session; none may outlive it
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)

@@ -2,10 +2,9 @@
 
 Pure: no I/O. :mod:`tfsbed.cluster.local` turns this into running processes.
 
-Nodes carry a ``provider`` so the cluster is not tied to kwok: ``kwok`` nodes
-are created here through the API and simulated by the kwok controller,
-``agent`` nodes register themselves (the process node run by
-:mod:`tfsbed.cluster.agent`); a later real kubelet would be one more provider.
+Nodes carry a ``provider``: ``kwok`` nodes are created here through the API and
+simulated by the kwok controller; ``kubelet`` nodes (:mod:`tfsbed.cluster.node`)
+register themselves, as real nodes do.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tfsbed.cluster import CLUSTER_NAME, NODE_TYPE_LABEL, PROCESS_NODE_NAME
+from tfsbed.cluster import CLUSTER_NAME, NODE_TYPE_LABEL
 from tfsbed.cluster.node.config import node_name
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -29,8 +28,8 @@ USAGE_MEMORY_ANNOTATION = "kwok.x-k8s.io/usage-memory"
 GPU_RESOURCE = "nvidia.com/gpu"
 ECI_TAINT_KEY = "virtual-kubelet.io/provider"
 
-NodeType = Literal["cpu", "gpu", "eci", "process", "real"]
-Provider = Literal["kwok", "agent", "kubelet"]
+NodeType = Literal["cpu", "gpu", "eci", "real"]
+Provider = Literal["kwok", "kubelet"]
 
 # The ``kubernetes`` Service's ClusterIP, which in-cluster clients dial (KUBERNETES_SERVICE_HOST): the
 # first address of kube-apiserver's --service-cluster-ip-range, left at its default 10.0.0.0/24
@@ -188,17 +187,8 @@ def eci_node() -> NodeSpec:
     )
 
 
-def process_node() -> NodeSpec:
-    """The node whose pods run as local processes; it registers itself (``tfsbed.cluster.agent``).
-
-    The agent taints it ``node.tfsctl.dev/process=true:NoSchedule``: only workloads written
-    for it (``values/local.yaml``, the Locust pods, test helpers) tolerate that.
-    """
-    return NodeSpec(PROCESS_NODE_NAME, "process", provider="agent", labels={NODE_TYPE_LABEL: "process"})
-
-
 def default_nodes() -> tuple[NodeSpec, ...]:
-    return (cpu_node(0), cpu_node(1), gpu_node(0), gpu_node(1), eci_node(), process_node())
+    return (cpu_node(0), cpu_node(1), gpu_node(0), gpu_node(1), eci_node())
 
 
 @dataclass(frozen=True)
@@ -214,8 +204,8 @@ class ClusterSpec:
     hpa_sync_period: str = "5s"
     metric_resolution: str = "10s"
     admission_plugins: tuple[str, ...] = ("ExtendedResourceToleration",)
-    # Real nodes (containerd + kubelet + kube-proxy, :mod:`tfsbed.cluster.node`); opt-in for now.
-    real_nodes: int = 0
+    # Real nodes (containerd + kubelet + kube-proxy, :mod:`tfsbed.cluster.node`): where pods run.
+    real_nodes: int = 1
     # kube-proxy's mode on the real nodes: iptables or nftables (node.config.PROXY_MODES).
     proxy_mode: str = "iptables"
     # The add-ons (tfsbed.cluster.addons.ADDONS, by name) the real nodes get; None: all of them.
@@ -227,9 +217,6 @@ class ClusterSpec:
 
     def kwok_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.provider == "kwok")
-
-    def agent_nodes(self) -> tuple[NodeSpec, ...]:
-        return tuple(n for n in self.nodes if n.provider == "agent")
 
     def kubelet_nodes(self) -> tuple[NodeSpec, ...]:
         """The real nodes; they register themselves, so only their names and labels are known here."""
@@ -274,7 +261,7 @@ def kwokctl_config(spec: ClusterSpec, binaries: Binaries, metrics_manifests: Pat
     Every binary points at a local build (kwokctl links them, nothing downloads);
     the metrics-server APIService comes from a local kustomize directory for the
     same reason. ``componentsPatches`` make kwok manage only nodes annotated
-    ``kwok.x-k8s.io/node=fake`` (so agent and future kubelet nodes are left alone)
+    ``kwok.x-k8s.io/node=fake`` (so the real nodes' kubelets are left alone)
     and report 127.0.0.1 as their address.
     """
     ports = spec.ports.by_component

@@ -2,9 +2,9 @@
 
 The chart's presets mount models through a PVC that selects a pre-created PV by
 label (``persistence.selector.matchLabels``), as on ACK with NAS or OSS. On the
-local cluster the PV is a hostPath volume: the process node resolves it to the
-directory itself. ``models_pv_manifest`` is pure; ``apply_models_pv`` creates or
-replaces the object.
+local cluster the PV is a hostPath volume: the real node shares the host's
+filesystem, so its kubelet bind-mounts the directory itself. ``models_pv_manifest``
+is pure; ``apply_models_pv`` creates or replaces the object.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _require_answering(target: str, resolve: str = "") -> None:
 
 
 @click.command("loadtest")
-@click.option("--target", required=True, help="REST base URL of the service, e.g. http://127.0.100.1:8501.")
+@click.option("--target", required=True, help="REST base URL of the service, e.g. http://10.0.0.12:8501.")
 @_load_options("constant", 4, "30s")
 @click.option(
     "--report",

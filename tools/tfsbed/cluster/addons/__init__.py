@@ -35,8 +35,6 @@ class Context:
     # the cluster CA (PEM), for add-ons that serve TLS the apiserver verifies (aggregated APIs)
     ca_cert: bytes = b""
     ca_key: bytes = b""
-    # whether the cluster also has the process node, whose agent balances Services it can reach
-    process_node: bool = False
 
 
 class Addon(Protocol):

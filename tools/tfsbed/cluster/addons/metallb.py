@@ -25,12 +25,8 @@ speaker answers with its node's MAC, and kube-proxy in the node's namespace forw
 packets to the Service's endpoints. Memberlist stays on as upstream ships it (bound to the
 speaker's pod IP, which on ``hostNetwork`` is its node's address).
 
-Two balancers share a cluster that also has the process node: its agent serves Services
-without a ``loadBalancerClass`` whose endpoints it can reach (loopback ``127.0.100.N``), and
-MetalLB's controller clears an ingress address it did not assign (``controller/service.go``,
-``convergeBalancer``), so the two would overwrite each other. There MetalLB serves only
-``spec.loadBalancerClass:`` :data:`LB_CLASS` (``--lb-class``); on a cluster without the
-process node it is the cluster's one balancer and serves Services without a class.
+MetalLB is the cluster's one balancer and serves Services without a ``loadBalancerClass``,
+as on a bare-metal cluster that installs it.
 """
 
 from __future__ import annotations
@@ -56,8 +52,6 @@ SPEAKER_IMAGE = f"quay.io/metallb/speaker:v{VERSION}"
 MANIFEST = "config/manifests/metallb-native.yaml"
 CONTROLLER = "controller"
 SPEAKER = "speaker"
-# the class MetalLB serves beside the process node's loopback balancer (module docstring)
-LB_CLASS = "metallb.io/metallb"
 POOL = "uplink"
 # host parts of the uplink /24 handed out (nodes are .10 upwards, the host is .1)
 POOL_FIRST, POOL_LAST = 200, 250
@@ -140,26 +134,23 @@ def _on_real_nodes(workload: dict[str, Any], container: dict[str, Any]) -> dict[
     return {**workload, "spec": {**workload["spec"], "template": template}}
 
 
-def adapt(upstream: list[dict[str, Any]], server: str, lb_class: str | None) -> list[dict[str, Any]]:
+def adapt(upstream: list[dict[str, Any]], server: str) -> list[dict[str, Any]]:
     """Upstream's release manifest as this bed runs it (the changes are in the module docstring).
 
-    ``server`` is the apiserver as pods reach it; ``lb_class`` the ``--lb-class`` the
-    controller and speaker serve (``None``: Services without a class). A manifest that lacks
-    an object this relies on raises ValueError naming it.
+    ``server`` is the apiserver as pods reach it. A manifest that lacks an object this relies
+    on raises ValueError naming it.
     """
     controller = _find(upstream, "Deployment", CONTROLLER)
     speaker = _find(upstream, "DaemonSet", SPEAKER)
     bgppeers = _find(upstream, "CustomResourceDefinition", "bgppeers.metallb.io")
-    class_args = [f"--lb-class={lb_class}"] if lb_class else []
 
     c = _container(controller, CONTROLLER)
     if c.get("image") != CONTROLLER_IMAGE:
         raise ValueError(f"{MANIFEST}: controller image {c.get('image')}, expected {CONTROLLER_IMAGE}")
-    c["args"] = [*c.get("args", []), "--webhook-mode=disabled", "--disable-cert-rotation", *class_args]
+    c["args"] = [*c.get("args", []), "--webhook-mode=disabled", "--disable-cert-rotation"]
     s = _container(speaker, SPEAKER)
     if s.get("image") != SPEAKER_IMAGE:
         raise ValueError(f"{MANIFEST}: speaker image {s.get('image')}, expected {SPEAKER_IMAGE}")
-    s["args"] = [*s.get("args", []), *class_args]
 
     crd_spec = {k: v for k, v in bgppeers["spec"].items() if k != "conversion"}
     kubeconfig = {
@@ -227,10 +218,10 @@ class MetalLB:
         from tfsbed import toolchain
 
         if not ctx.plan.nodes:
-            raise Unavailable("metallb: runs on a real node (`cluster up --real-nodes 1`)")
+            raise Unavailable("metallb: runs on a real node (`cluster up` with `--real-nodes` above 0)")
         upstream = load_upstream(toolchain.data("metallb", MANIFEST))
         try:
-            return adapt(upstream, ctx.server, LB_CLASS if ctx.process_node else None)
+            return adapt(upstream, ctx.server)
         except ValueError as exc:
             raise Unavailable(f"metallb: {exc}") from exc
 

@@ -512,7 +512,9 @@ class MetricsPipeline:
         )
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         if not ctx.plan.nodes:
-            raise Unavailable("metrics-pipeline: runs on a real node (`cluster up --real-nodes 1`)")
+            raise Unavailable(
+                "metrics-pipeline: runs on a real node (`cluster up` with `--real-nodes` above 0)"
+            )
         node = ctx.plan.nodes[0]
         return [
             namespace,

@@ -284,7 +284,7 @@ class Traefik:
 
     def manifests(self, ctx: Context) -> list[dict[str, Any]]:
         if not ctx.plan.nodes:
-            raise Unavailable("traefik: runs on a real node (`cluster up --real-nodes 1`)")
+            raise Unavailable("traefik: runs on a real node (`cluster up` with `--real-nodes` above 0)")
         return manifests(ctx.plan.nodes[0], ctx.server)
 
     def wait(self, ctx: Context, deadline: float) -> None:

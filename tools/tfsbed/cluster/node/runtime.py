@@ -115,10 +115,8 @@ class RealNodes:
         proxy_mode: str = "iptables",
         addon_names: tuple[str, ...] | None = None,
         kubelet_sync_frequency: str | None = None,
-        process_node: bool = False,
     ) -> None:
         self.plan = plan
-        self.process_node = process_node
         self.root = state_dir / "nodes"
         self.pki_dir = pki_dir
         self.apiserver_port = apiserver_port
@@ -364,7 +362,6 @@ class RealNodes:
             say=self._say,
             ca_cert=(self.pki_dir / "ca.crt").read_bytes(),
             ca_key=(self.pki_dir / "ca.key").read_bytes(),
-            process_node=self.process_node,
         )
 
     def _install_addons(self, deadline: float) -> None:
@@ -607,6 +604,7 @@ class RealNodes:
                         timeout=10,
                     )
                     if out.strip() == "True":
+                        self._record_pod_cidr(name)
                         pending.discard(name)
                         self._say(f"node {name} (real: containerd + kubelet + kube-proxy): Ready")
             if not pending:
@@ -618,6 +616,17 @@ class RealNodes:
                     f"real nodes not Ready in time: {', '.join(sorted(pending))} (logs under {self.root})"
                 )
             time.sleep(0.5)
+
+    def _record_pod_cidr(self, name: str) -> None:
+        """Set the node's ``spec.podCIDR(s)`` to its CNI range, as kube-controller-manager's node
+        IPAM does on a kubeadm cluster (``--allocate-node-cidrs``); clients read a node's pod range
+        there. The field is immutable once set, so a resumed node is left as it is."""
+        (node,) = [n for n in self.plan.nodes if n.name == name]
+        current = self._kubectl("get", "node", name, "-o", "jsonpath={.spec.podCIDR}", timeout=10).strip()
+        if current:
+            return
+        patch = {"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}}
+        self._kubectl("patch", "node", name, "--type=merge", "-p", json.dumps(patch), timeout=10)
 
     # -- down --------------------------------------------------------------------------------------
 
