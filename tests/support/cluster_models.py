@@ -296,7 +296,7 @@ def remove_models(api: Any, pv_name: str) -> None:
             return
         raise
     try:
-        exec_in(api, LOADER_NAMESPACE, pod, 'rm -rf "${TFSCTL_FS_ROOT:-}"/models/*')
+        exec_in(api, LOADER_NAMESPACE, pod, "rm -rf /models/*")
     finally:
         core.delete_namespaced_pod(pod, LOADER_NAMESPACE, grace_period_seconds=0)
 
@@ -328,7 +328,7 @@ def place_models(api: Any, pv_name: str, node: str, dirs: dict[str, tuple[int, .
     try:
         wait_for(running, 180, f"loader pod {LOADER_NAMESPACE}/{pod} on {node} to run")
         data = models_tar(dirs)
-        target = '"${TFSCTL_FS_ROOT:-}"/models'
+        target = "/models"
         code, output = exec_in(
             api,
             LOADER_NAMESPACE,

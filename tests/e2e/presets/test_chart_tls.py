@@ -79,9 +79,7 @@ class Install:
 
 
 @pytest.fixture()
-def install(
-    cluster: Cluster, namespace: str, real_node: RealNode, tmp_path: Path
-) -> Iterator[Install]:
+def install(cluster: Cluster, namespace: str, real_node: RealNode, tmp_path: Path) -> Iterator[Install]:
     """The local preset plus TLS and batching, installed and Ready; uninstalled afterwards."""
     certs = make_certs(tmp_path, namespace, _pod_cidr(cluster, real_node.name))
     core = client.CoreV1Api(cluster.api)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,16 +58,3 @@ def test_labels_at_start_up_fail_like_tf_serving_without_the_allow_flag(
         "Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to version 1 "
         "of model m, which is not currently available for inference"
     ) in result.stderr
-
-
-def test_fs_root_applies_to_the_config_file_flag(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "tfsctl", "serve", "--model_config_file=/etc/tfserving/model_config.pbtxt"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "TFSCTL_FS_ROOT": str(tmp_path)},
-    )
-    assert result.returncode == 2
-    assert f"cannot read {tmp_path}/etc/tfserving/model_config.pbtxt" in result.stderr

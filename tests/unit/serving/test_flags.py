@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfsbed.serve.flags import parse_flags, resolve_path, session_threads
+from tfsbed.serve.flags import parse_flags, session_threads
 from tfsctl.errors import InvalidInput
 
 BASE = ["--model_name=m", "--model_base_path=/models/m"]
@@ -182,12 +182,6 @@ def test_ssl_config_file_is_carried_to_the_server() -> None:
 def test_bad_flags_name_the_flag(args: list[str], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_flags(args)
-
-
-def test_fs_root_resolves_absolute_paths_only() -> None:
-    assert resolve_path("/models/m", "/srv/root") == "/srv/root/models/m"
-    assert resolve_path("relative/m", "/srv/root") == "relative/m"
-    assert resolve_path("/models/m", "") == "/models/m"
 
 
 def test_session_parallelism_with_both_intra_and_inter_is_refused() -> None:

@@ -39,8 +39,6 @@ def serve(flags: tuple[str, ...]) -> None:
       secures the gRPC port only (mutual TLS when client_verify: true, clients signed by
       custom_ca); the REST port stays plain HTTP. Checked before any model loads.
 
-    \b
-    Env TFSCTL_FS_ROOT: resolve every absolute path (flags and base_paths) under this directory.
     """
     from tfsbed.serve.flags import parse_flags
     from tfsbed.serve.server import serve as run

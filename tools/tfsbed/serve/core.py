@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfsbed.serve.flags import resolve_path
 from tfsctl.serving.config import ModelConfig, ServerConfig
 from tfsctl.serving.rules import ServingError, check_labels, unsupported_base_path, version_dirs
 
@@ -54,7 +53,6 @@ class ServerCore:
         self,
         loader: Loader,
         allow_labels_for_unavailable: bool = False,
-        fs_root: str | None = None,
         load_threads: int = 1,
         load_retries: int = 5,
         load_retry_interval: float = 60.0,
@@ -64,7 +62,6 @@ class ServerCore:
         self._load_retries = max(0, load_retries)
         self._load_retry_interval = max(0.0, load_retry_interval)
         self._allow_unavailable = allow_labels_for_unavailable
-        self._fs_root = fs_root
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, ModelEntry] = {}
@@ -136,7 +133,7 @@ class ServerCore:
                 entry = self._models.get(name)
                 if entry is None:
                     continue
-                base = resolve_path(entry.config.base_path, self._fs_root)
+                base = entry.config.base_path
             present = self._list_versions(name, base, entry)
             with self._lock:
                 if self._models.get(name) is entry:

@@ -8,10 +8,8 @@ a chart never silently runs with a setting that has no effect.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tfsctl.errors import InvalidInput
@@ -195,11 +193,3 @@ def session_threads(options: ServeOptions) -> tuple[int, int]:
     if options.tensorflow_intra_op_parallelism > 0 or options.tensorflow_inter_op_parallelism > 0:
         return options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
     return options.tensorflow_session_parallelism, options.tensorflow_session_parallelism
-
-
-def resolve_path(path: str, fs_root: str | None = None) -> str:
-    """``path`` under ``$TFSCTL_FS_ROOT`` (when set and ``path`` is absolute), else unchanged."""
-    root = os.environ.get("TFSCTL_FS_ROOT") if fs_root is None else fs_root
-    if root and path and os.path.isabs(path):
-        return str(Path(root) / path.lstrip("/"))
-    return path

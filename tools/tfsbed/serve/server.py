@@ -29,7 +29,7 @@ from tfsbed.serve.batch_scheduler import BatchScheduler
 from tfsbed.serve.batching import FLAG as BATCHING_FLAG
 from tfsbed.serve.batching import BatchingParameters, load_batching_parameters
 from tfsbed.serve.core import ServerCore
-from tfsbed.serve.flags import ServeOptions, resolve_path, session_threads
+from tfsbed.serve.flags import ServeOptions, session_threads
 from tfsbed.serve.metrics import Metrics
 from tfsbed.serve.tls import SSLConfig, load_ssl_config, server_credentials
 from tfsctl.errors import InvalidInput, ToolkitError
@@ -321,7 +321,7 @@ def start_grpc(service: Service, port: int, options: ServeOptions, tls: SSLConfi
     address = f"0.0.0.0:{port}"
     addresses = [(address, "--port", f"gRPC port {port}")] if port else []
     if options.grpc_socket_path:  # Server::BuildAndStart: "unix:" + path, same credentials
-        socket_path = resolve_path(options.grpc_socket_path)
+        socket_path = options.grpc_socket_path
         addresses.append((f"unix:{socket_path}", "--grpc_socket_path", f"UNIX socket {socket_path}"))
     for where, flag, what in addresses:
         if tls is None:
@@ -617,7 +617,7 @@ def _metadata_json(response: Any) -> str:
 def _read_config(options: ServeOptions) -> ServerConfig:
     if not options.model_config_file:
         return ServerConfig.single(options.model_name, options.model_base_path)
-    path = resolve_path(options.model_config_file)
+    path = options.model_config_file
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -628,7 +628,7 @@ def _read_config(options: ServeOptions) -> ServerConfig:
 def _metrics_path(options: ServeOptions) -> str:
     if not options.monitoring_config_file:
         return DEFAULT_METRICS_PATH
-    path = resolve_path(options.monitoring_config_file)
+    path = options.monitoring_config_file
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -647,7 +647,7 @@ def _batching_parameters(options: ServeOptions) -> BatchingParameters | None:
         return None
     if not options.batching_parameters_file:
         return BatchingParameters.flag_only()
-    return load_batching_parameters(resolve_path(options.batching_parameters_file))
+    return load_batching_parameters(options.batching_parameters_file)
 
 
 def _make_loader(
@@ -698,7 +698,7 @@ def serve(options: ServeOptions, ready: Callable[[], None] | None = None) -> int
         log.info("--%s accepted; it has no effect in tfsctl serve", name)
     batching = _batching_parameters(options)
     # Every file is checked before a model loads: a bad flag never leaves a half-started server.
-    tls = load_ssl_config(resolve_path(options.ssl_config_file)) if options.ssl_config_file else None
+    tls = load_ssl_config(options.ssl_config_file) if options.ssl_config_file else None
     config = _read_config(options)
     metrics_path = _metrics_path(options)
 

@@ -120,11 +120,9 @@ class EndpointStore:
     settle_seconds = 0.0  # the shared file is replaced before each push: no older file can come back
     push_reload = True  # plain servers may not poll the file: the push is what applies it
 
-    def __init__(self, config_file: Path, replicas: list[Replica], fs_root: Path | None = None) -> None:
+    def __init__(self, config_file: Path, replicas: list[Replica]) -> None:
         self.path = Path(config_file)
         self._replicas = replicas
-        # Servers run with TFSCTL_FS_ROOT resolve absolute base paths under it; so do we.
-        self.fs_root = fs_root
         if not self.path.is_file():
             raise NotFound(f"--model-config {self.path}: no such file")
 
@@ -147,8 +145,6 @@ class EndpointStore:
         if model not in config.models:
             return None
         base = Path(config.models[model].base_path)
-        if self.fs_root is not None and base.is_absolute():
-            base = self.fs_root / base.relative_to("/")
         if not base.is_absolute():
             base = self.path.parent / base
         return list_repository_versions(base)
