@@ -267,6 +267,7 @@ DEBIAN_PACKAGES: dict[str, DebianPackage] = {
         DebianPackage("iptables", "/usr/sbin/iptables"),
         DebianPackage("nftables", "/usr/sbin/nft"),
         DebianPackage("conntrack", "/usr/sbin/conntrack"),
+        DebianPackage("curl", "/usr/bin/curl"),
         DebianPackage("gcc", "/usr/bin/gcc"),
     )
 }

@@ -49,3 +49,21 @@ def test_every_local_image_says_it_is_built_here(tmp_path: Path) -> None:
     f.write_bytes(b"1")
     for recipe in (images.pause_recipe(f), images.coredns_recipe(f), images.busybox_recipe(f, [], ())):
         assert "built on this machine" in recipe.labels[images.LABEL_DESCRIPTION]
+
+
+def test_the_helm_test_image_is_the_charts_own_name_with_debians_curl_and_says_so(tmp_path: Path) -> None:
+    ref = images.chart_test_image()
+    assert ref.startswith("docker.io/curlimages/curl:")  # values.yaml tests.image, fully qualified
+    bb = tmp_path / "busybox"
+    bb.write_bytes(b"elf")
+    curl = Path("/usr/bin/curl")
+    recipe = images.curl_recipe(ref, curl, bb, ["sh", "od", "tr", "grep"], tmp_path)
+    paths = {e.path for e in recipe.entries}
+    assert {"/usr/bin/curl", "/bin/sh", "/bin/od", "/bin/tr", "/bin/grep", "/etc/passwd"} <= paths
+    # its libraries come along (no libc in the image otherwise)
+    assert any("libcurl" in p for p in paths) and any(p.startswith("/lib") and "libc.so" in p for p in paths)
+    description = recipe.labels[images.LABEL_DESCRIPTION]
+    assert (
+        f"local stand-in for {ref}: Debian's curl 7." in description
+        and "built on this machine" in description
+    )

@@ -375,15 +375,48 @@ def push(built: Built, registry: str) -> str:
     return dest
 
 
+def curl_recipe(ref: str, curl: Path, busybox: Path, applets: list[str], work: Path) -> Recipe:
+    """The chart's ``helm test`` image (``tests.image``, curlimages/curl upstream): Debian's curl, its
+    libraries and busybox's applets for the test script's ``sh``, ``od``, ``tr`` and ``grep``."""
+    version = subprocess.run([str(curl), "--version"], capture_output=True, text=True).stdout.split()[1]
+    return Recipe(
+        ref,
+        (
+            *busybox_entries(busybox, applets),
+            Entry("/usr/bin/curl", curl),
+            *(Entry(str(lib), lib.resolve()) for lib in shared_libraries([curl])),
+            *passwd_files(work),
+        ),
+        entrypoint=("/usr/bin/curl",),
+        env=("PATH=/usr/bin:/bin",),
+        labels=_labels(f"local stand-in for {ref}: Debian's curl {version} with busybox"),
+    )
+
+
 def node_images(coredns: Path) -> list[Recipe]:
-    """The recipes every real node needs: the sandbox, busybox, CoreDNS."""
+    """The recipes every real node needs: the sandbox, busybox, CoreDNS, the chart's test image."""
     bb = Path(toolchain.DEBIAN_PACKAGES["busybox-static"].provides)
+    curl = Path(toolchain.DEBIAN_PACKAGES["curl"].provides)
     work = images_cache() / "files"
     return [
         pause_recipe(compile_pause()),
         busybox_recipe(bb, busybox_applets(bb), passwd_files(work)),
         coredns_recipe(coredns),
+        curl_recipe(chart_test_image(), curl, bb, busybox_applets(bb), work),
     ]
+
+
+def chart_test_image() -> str:
+    """The chart's ``tests.image`` (the ``helm test`` pod's), fully qualified as containerd pulls it."""
+    import yaml
+
+    from tfsctl import paths
+
+    ref = str(yaml.safe_load((paths.CHART_DIR / "values.yaml").read_text())["tests"]["image"])
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    return ref if "." in first or ":" in first else f"docker.io/{ref}"
 
 
 # -- the TF Serving drop-in -------------------------------------------------------------------------
