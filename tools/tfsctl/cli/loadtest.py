@@ -239,6 +239,10 @@ def verify_autoscaling(
 ) -> None:
     """Load RELEASE and prove its HPA scales out to K replicas and back in, within limits.
 
+    The load enters --through the Service (its LoadBalancer address, or --target) or the
+    release's Ingress (its first rule host by name, connecting to the address the Ingress
+    controller published, as curl's --resolve does; an explicit --resolve wins).
+
     Writes report.json, report.html and autoscaling.png into --report; exits 7
     (naming each failed expectation) unless every expectation held.
     """
