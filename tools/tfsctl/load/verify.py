@@ -1,7 +1,8 @@
 """``verify-autoscaling``: apply load, record what the HPA and the Deployment did, judge, report.
 
 Flow: resolve the release (Deployment, HPA and its metrics, Service and its
-LoadBalancer address), check that every metric of the HPA is served by the
+LoadBalancer address; with ``through="ingress"`` the release's Ingress host and
+status address, ``tfsctl.load.through``), check that every metric of the HPA is served by the
 metrics API the HPA reads (``metrics_api.MetricsApi.preflight``: an API that is
 not Available fails here in one line, before any load; an adapter's metric
 with no series yet must be served within ``scale_out_within`` of the load's
