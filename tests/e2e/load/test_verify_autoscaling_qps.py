@@ -8,8 +8,9 @@ serves the Ingress, Prometheus scrapes its ``traefik_service_requests_total``, a
 prometheus-adapter serves ``ingress_requests_per_second{route=<ns>-<service>-<port>}``.
 What differs from ACK is only which service computes the rate.
 
-One release for the module; Locust reaches it by host name (``--resolve tfs.local:80:<node
-IP>``), as a user's client would. The HPA controller is the cluster's own.
+One release for the module; Locust reaches it by host name (``--through ingress``: the
+Ingress's host at the node address Traefik published in its status), as a user's client
+would. The HPA controller is the cluster's own.
 """
 
 from __future__ import annotations
@@ -79,12 +80,19 @@ def release(
         yield ns, str(ip)
 
 
-def verify(cluster: Cluster, namespace: str, ip: str, report: Path, *extra: str) -> tuple[int, dict, str]:
+def by_name(ip: str) -> tuple[str, ...]:
+    """The Ingress host at the node's address, given by hand."""
+    return "--target", f"http://{HOST}", "--resolve", f"{HOST}:{T.HOST_PORT}:{ip}"
+
+
+def verify(
+    cluster: Cluster, namespace: str, route: tuple[str, ...], report: Path, *extra: str
+) -> tuple[int, dict, str]:
     started = time.monotonic()
     done = tfsctl_cli(
         "verify-autoscaling", "--release", RELEASE, "--namespace", namespace, "--report", str(report),
-        "--output", "json", "--target", f"http://{HOST}", "--resolve", f"{HOST}:{T.HOST_PORT}:{ip}",
-        "--model", MODEL, "--users", "4", "--user-rps", "3", "--p95-ms", "3000", "--p99-ms", "6000", *extra,
+        "--output", "json", *route, "--model", MODEL,
+        "--users", "4", "--user-rps", "3", "--p95-ms", "3000", "--p99-ms", "6000", *extra,
         timeout=900, env={"KUBECONFIG": str(cluster.kubeconfig)},
     )  # fmt: skip
     print(f"measured: verify-autoscaling took {time.monotonic() - started:.1f}s (exit {done.returncode})")
@@ -100,7 +108,7 @@ def test_ingress_qps_scales_out_and_back_in_with_no_failed_request(
 ) -> None:
     namespace, ip = release
     code, data, stderr = verify(
-        cluster, namespace, ip, tmp_path / "report", "--duration", "75s",
+        cluster, namespace, ("--through", "ingress"), tmp_path / "report", "--duration", "75s",
         "--expect-max-replicas-at-least", "2", "--scale-out-within", "90s", "--scale-in-within", "180s",
     )  # fmt: skip
     checks = {c["name"]: c for c in data.get("checks", [])}
@@ -109,6 +117,10 @@ def test_ingress_qps_scales_out_and_back_in_with_no_failed_request(
     )
     assert checks["scale-out"]["status"] == "pass"
     assert checks["scale-in"]["status"] == "pass"
+    # found from the Ingress: its rule host, at the address Traefik published in its status
+    context = data["context"]
+    assert (context["through"], context["target"]) == ("ingress", f"http://{HOST}")
+    assert context["resolve"] == f"{HOST}:{T.HOST_PORT}:{ip}"
     # the metric the HPA read, against its target (not our own counter)
     (metric,) = data["metrics"]
     assert metric["name"] == f"external/ingress_requests_per_second{{route={namespace}-{FULL}-8501}}"
@@ -129,7 +141,8 @@ def test_a_metric_the_adapter_does_not_serve_fails_in_one_line_naming_it(
     _deploy(cluster, namespace, _values(real_node, UNSERVED), tmp_path)
     started = time.monotonic()
     code, _, stderr = verify(
-        cluster, namespace, ip, tmp_path / "report", "--duration", "120s", "--scale-out-within", "20s",
+        cluster, namespace, by_name(ip), tmp_path / "report",
+        "--duration", "120s", "--scale-out-within", "20s",
     )  # fmt: skip
     took = time.monotonic() - started
     errors = [line for line in stderr.splitlines() if line.startswith("tfsctl: error:")]

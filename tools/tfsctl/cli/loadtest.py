@@ -196,7 +196,19 @@ def loadtest(
 @click.option("--release", "-r", required=True, help="Helm release whose HPA to verify.")
 @click.option("--namespace", "-n", default="default", show_default=True)
 @cluster_options
-@click.option("--target", default=None, help="REST base URL (default: the Service's LoadBalancer ingress).")
+@click.option(
+    "--through",
+    type=click.Choice(["service", "ingress"]),
+    default="service",
+    show_default=True,
+    help="Where the load enters: the Service's LoadBalancer address, or the release's Ingress "
+    "(http(s)://<first rule host><path>, connecting to the Ingress's status address; REST only).",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="REST base URL (default: from --through); not with --through ingress.",
+)
 # paced users, periodic reconnects: a fixed request rate, and new pods get connections (spread check)
 @_load_options("step", 8, "90s", user_rps=10.0, reconnect_every=50)
 @click.option("--expect-max-replicas-at-least", "at_least", type=int, default=2, show_default=True)
@@ -217,6 +229,7 @@ def verify_autoscaling(
     kubeconfig: Path | None,
     context: str | None,
     target: str | None,
+    through: str,
     at_least: int,
     scale_out_within: str,
     scale_in_within: str,
@@ -226,13 +239,20 @@ def verify_autoscaling(
 ) -> None:
     """Load RELEASE and prove its HPA scales out to K replicas and back in, within limits.
 
+    The load enters --through the Service (its LoadBalancer address, or --target) or the
+    release's Ingress (its first rule host by name, connecting to the address the Ingress
+    controller published, as curl's --resolve does; an explicit --resolve wins).
+
     Writes report.json, report.html and autoscaling.png into --report; exits 7
     (naming each failed expectation) unless every expectation held.
     """
-    import tfsctl.load.verify as verify
+    from tfsctl.load.through import check_through
 
     if at_least < 1:
         raise InvalidInput(f"--expect-max-replicas-at-least {at_least}: must be at least 1")
+    check_through(through, target, kw["transport"])
+    import tfsctl.load.verify as verify
+
     request = verify.VerifyRequest(
         release=release,
         namespace=namespace,
@@ -242,6 +262,7 @@ def verify_autoscaling(
         scale_out_within=parse_duration(scale_out_within),
         scale_in_within=parse_duration(scale_in_within),
         max_busiest_share=max_busiest_share,
+        through=through,
     )
     from tfsctl.kubeclient import connect
 

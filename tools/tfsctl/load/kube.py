@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfsctl import kubestate
-from tfsctl.errors import NotFound, ReleaseNotFound, ToolkitError, Unavailable
+from tfsctl.errors import InvalidInput, NotFound, ReleaseNotFound, ToolkitError, Unavailable
 from tfsctl.load.evaluate import HpaPoint, ReadyPoint
 from tfsctl.load.metrics import MetricSpec, current_values, selector_string, specs
 
@@ -45,6 +45,26 @@ class ReleaseObjects:
     metrics: tuple[MetricSpec, ...] = ()  # the HPA's spec.metrics
     pod_selector: str = ""  # the Deployment's selector as the HPA sends it (labels.Selector.String())
     replicas: int = 0  # the Deployment's current spec.replicas (what the HPA divides per-pod targets by)
+    rest_port: int = 8501  # the Service's rest port (the Ingress backend)
+
+
+@dataclass(frozen=True)
+class IngressRoute:
+    """How load reaches the release through its Ingress: the URL by host name, and where to connect."""
+
+    name: str  # the Ingress
+    url: str  # http(s)://<first rule host><path>
+    host: str
+    port: int  # 80, or 443 when spec.tls covers the host
+    address: str  # status.loadBalancer.ingress[0] ip or hostname
+
+    @property
+    def resolve(self) -> str:
+        """The ``--resolve HOST:PORT:ADDRESS`` entry that connects to the address by the host name."""
+        return f"{self.host}:{self.port}:{self.address}"
+
+
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 
 
 def hpa_point(hpa: Any, t: float) -> HpaPoint:
@@ -91,6 +111,7 @@ class ClusterView:
         self.apps: Any = client.AppsV1Api(api)
         self.core: Any = client.CoreV1Api(api)
         self.autoscaling: Any = client.AutoscalingV2Api(api)
+        self.networking: Any = client.NetworkingV1Api(api)
         self._stopped = False
 
     def stop(self) -> None:
@@ -162,7 +183,93 @@ class ClusterView:
             metrics=specs(hpa),
             pod_selector=selector_string(deployment.spec.selector),
             replicas=int(deployment.spec.replicas or 0),
+            rest_port=int(ports["rest"]),
         )
+
+    def ingress_route(self, release: str, objects: ReleaseObjects, need_address: bool = True) -> IngressRoute:
+        """The release's REST Ingress (label instance=<release>, backend the release's Service):
+        its first rule host and path, and the address its controller published in the status.
+
+        ``need_address=False`` (an explicit ``--resolve``) leaves ``address`` empty when the status has none.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = objects.namespace
+        selector = f"{INSTANCE_LABEL}={release}"
+        try:
+            items = self.networking.list_namespaced_ingress(
+                namespace, label_selector=selector, _request_timeout=20
+            ).items
+        except ApiException as exc:
+            raise Unavailable(f"namespace {namespace}: cannot read ingresses ({exc.reason})") from exc
+        except OSError as exc:
+            raise Unavailable(f"cannot reach the cluster: {exc}") from exc
+
+        def serves_rest(ing: Any) -> bool:
+            for rule in ing.spec.rules or []:
+                for path in (rule.http.paths if rule.http else None) or []:
+                    svc = path.backend.service if path.backend else None
+                    if svc is None or svc.name != objects.service:
+                        continue
+                    port = svc.port
+                    if port and (port.name == objects.rest_port_name or port.number == objects.rest_port):
+                        return True
+            return False
+
+        ingress = next((i for i in items if serves_rest(i)), None)
+        if ingress is None:
+            raise NotFound(
+                f"release {release}: no Ingress labelled {selector} routes to Service {objects.service} port "
+                f"{objects.rest_port} in namespace {namespace} "
+                "(set ingress.enabled=true, or use --through service)"
+            )
+        name = ingress.metadata.name
+        rule = next((r for r in ingress.spec.rules or [] if r.host), None)
+        if rule is None:
+            raise NotFound(
+                f"Ingress {namespace}/{name}: no rule has a host (set ingress.hosts[0].host), "
+                "so there is no URL to load it by; or use --through service"
+            )
+        host = str(rule.host).lower()
+        if host.startswith("*"):
+            raise InvalidInput(
+                f"Ingress {namespace}/{name}: the first rule host {host} is a wildcard, not a URL; "
+                "use --through service with --target http://NAME --resolve NAME:80:ADDRESS"
+            )
+        paths = (rule.http.paths if rule.http else None) or []
+        path = str(paths[0].path or "/") if paths else "/"
+        tls = any(host in (t.hosts or []) for t in ingress.spec.tls or [])
+        scheme, port = ("https", 443) if tls else ("http", 80)
+        url = f"{scheme}://{host}{path.rstrip('/')}"
+        lb = ingress.status.load_balancer if ingress.status else None
+        entries = (lb.ingress or []) if lb else []
+        address = str(entries[0].ip or entries[0].hostname or "") if entries else ""
+        if not address and need_address:
+            raise Unavailable(
+                f"Ingress {namespace}/{name} has no status.loadBalancer address yet "
+                f"({self._controller(ingress)} publishes it); pass --resolve {host}:{port}:ADDRESS"
+            )
+        return IngressRoute(name=name, url=url, host=host, port=port, address=address)
+
+    def _controller(self, ingress: Any) -> str:
+        """Who serves ``ingress`` (its IngressClass's controller), for the line on an empty status."""
+        from kubernetes.client.exceptions import ApiException
+
+        class_name = ingress.spec.ingress_class_name
+        try:
+            if class_name:
+                spec = self.networking.read_ingress_class(class_name, _request_timeout=10).spec
+                return f"IngressClass {class_name}'s controller {spec.controller}"
+            for ic in self.networking.list_ingress_class(_request_timeout=10).items:
+                if (ic.metadata.annotations or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
+                    return f"the default IngressClass {ic.metadata.name}'s controller {ic.spec.controller}"
+        except ApiException as exc:
+            if class_name and exc.status == 404:
+                return f"no IngressClass {class_name} exists, so no controller"
+            return f"IngressClass {class_name or '(default)'} unreadable: {exc.reason}"
+        except OSError as exc:
+            return f"IngressClass unreadable: {exc}"
+        return "no ingressClassName and no default IngressClass, so no controller"
 
     def current(self, objects: ReleaseObjects, t: float) -> tuple[HpaPoint, ReadyPoint]:
         hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(

@@ -1,7 +1,8 @@
 """``verify-autoscaling``: apply load, record what the HPA and the Deployment did, judge, report.
 
 Flow: resolve the release (Deployment, HPA and its metrics, Service and its
-LoadBalancer address), check that every metric of the HPA is served by the
+LoadBalancer address; with ``through="ingress"`` the release's Ingress host and
+status address, ``tfsctl.load.through``), check that every metric of the HPA is served by the
 metrics API the HPA reads (``metrics_api.MetricsApi.preflight``: an API that is
 not Available fails here in one line, before any load; an adapter's metric
 with no series yet must be served within ``scale_out_within`` of the load's
@@ -25,13 +26,14 @@ from typing import Any
 
 import gevent
 
-from tfsctl.errors import InvalidInput, Timeout
+from tfsctl.errors import Timeout
 from tfsctl.kubeclient import api_client
 from tfsctl.load import report as reports
 from tfsctl.load.evaluate import Expectations, HpaPoint, Observation, PodCounts, ReadyPoint, evaluate
 from tfsctl.load.kube import ClusterView, ReleaseObjects
 from tfsctl.load.metrics_api import MetricsApi
 from tfsctl.load.options import LoadSettings
+from tfsctl.load.through import load_route
 from tfsctl.load.timeline import Sample
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class VerifyRequest:
     max_busiest_share: float = 0.9
     pod_interval: float = 2.0
     settle_timeout: float = 300.0  # waiting for the release to rest at minReplicas before the load
+    through: str = "service"  # service: the Service's LoadBalancer address; ingress: the release's Ingress
 
 
 @dataclass
@@ -89,13 +92,11 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
     readings, pending = metrics_api.preflight(
         objects.metrics, objects.namespace, objects.pod_selector, objects.replicas
     )
-    host = request.target or objects.rest_url
-    if not host:
-        raise InvalidInput(
-            f"Service {objects.service} has no LoadBalancer ingress address yet; pass --target http://HOST:PORT"
-        )
+    host, resolve, route = load_route(
+        request.through, request.target, request.settings, request.release, view, objects
+    )
     grpc_target = request.settings.grpc_target or (objects.grpc_target if not request.target else "") or ""
-    settings = replace(request.settings, host=host, grpc_target=grpc_target)
+    settings = replace(request.settings, host=host, grpc_target=grpc_target, resolve=resolve)
     shape = settings.build_shape()
     _wait_at_minimum(view, objects, request.settle_timeout)
 
@@ -182,6 +183,7 @@ def verify(request: VerifyRequest, report_dir: Path, api: Any = None) -> VerifyO
             "hpa": objects.hpa,
             "service": objects.service,
             "target": host,
+            **route,
             "grpc_target": grpc_target or "",
             "model": settings.model,
             "label": settings.label or "",
