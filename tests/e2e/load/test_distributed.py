@@ -85,9 +85,9 @@ def leftovers(api: Any, namespace: str, name: str) -> list[str]:
 def test_master_and_two_workers_count_what_the_server_counted(
     cluster: Cluster, namespace: str, real_node: RealNode, server_url: str, tmp_path: Path
 ) -> None:
-    before = request_count(server_url)
+    before = request_count(server_url, MODEL)
     settings = LoadSettings(
-        host=server_url, model="fashion", label="stable", users=2, user_rps=4, duration=15,
+        host=server_url, model=MODEL, label="stable", users=2, user_rps=4, duration=15,
         limits=Thresholds(max_failure_ratio=0.0, p95_ms=None, p99_ms=None),
     )  # fmt: skip
     placement = real_node.placement
@@ -102,16 +102,16 @@ def test_master_and_two_workers_count_what_the_server_counted(
     )
     report = tmp_path / "report"
     data = distributed.run(request, report, api=cluster.api)
-    served = request_count(server_url) - before
+    served = request_count(server_url, MODEL) - before
     counted = data["summary"]["requests"]
     assert counted > 0 and data["summary"]["failures"] == 0
-    assert [e["name"] for e in data["requests_by_name"]] == ["predict:fashion@stable"]
+    assert [e["name"] for e in data["requests_by_name"]] == [f"predict:{MODEL}@stable"]
     # the server also counts the payload builder's metadata reads; a few at most
     assert counted <= served <= counted + 8, (counted, served)
     assert data["distributed"] == {"workers": 2, "namespace": namespace, "master_exit_code": 0}
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust_report.html"):
         assert (report / name).stat().st_size > 0, name
-    assert "predict:fashion@stable" in (report / "locust_stats.csv").read_text()
+    assert f"predict:{MODEL}@stable" in (report / "locust_stats.csv").read_text()
     assert "<html" in (report / "locust_report.html").read_text()[:2000].lower()
     assert leftovers(cluster.api, namespace, request.name) == []
     pods = client.CoreV1Api(cluster.api).list_namespaced_pod(namespace).items
