@@ -82,3 +82,71 @@ def test_master_that_gave_up_on_workers_is_recognised() -> None:
     )
     assert distributed.gave_up_waiting(log)
     assert not distributed.gave_up_waiting(json.dumps([{"name": "x"}]))
+
+
+def _request(**kw: object) -> distributed.DistributedRequest:
+    from tfsctl.load.options import LoadSettings
+
+    settings = LoadSettings(host="http://tfs.ns.svc:8501")
+    return distributed.DistributedRequest(settings=settings, workers=2, namespace="ns", name="t", **kw)  # type: ignore[arg-type]
+
+
+def _pod_specs(request: distributed.DistributedRequest) -> list[dict[str, object]]:
+    docs = distributed.render(request, "10.0.0.9", "print('hi')")
+    return [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Job"]
+
+
+def test_by_default_the_pods_have_no_placement_and_the_default_image() -> None:
+    specs = _pod_specs(_request())
+    assert len(specs) == 2
+    for spec in specs:
+        assert spec["nodeSelector"] == {} and spec["tolerations"] == []
+        assert spec["containers"][0]["image"] == distributed.DEFAULT_IMAGE  # type: ignore[index]
+
+
+def test_node_selector_tolerations_and_image_reach_master_and_workers() -> None:
+    selector = distributed.parse_node_selector(["kubernetes.io/hostname=node-a", "pool=load"])
+    tolerations = (
+        distributed.parse_toleration("dedicated=load:NoSchedule"),
+        distributed.parse_toleration("node.example/slow:NoExecute"),
+    )
+    specs = _pod_specs(_request(node_selector=selector, tolerations=tolerations, image="reg:5000/l:1"))
+    for spec in specs:
+        assert spec["nodeSelector"] == {"kubernetes.io/hostname": "node-a", "pool": "load"}
+        assert spec["tolerations"] == [
+            {"key": "dedicated", "operator": "Equal", "value": "load", "effect": "NoSchedule"},
+            {"key": "node.example/slow", "operator": "Exists", "effect": "NoExecute"},
+        ]
+        assert spec["containers"][0]["image"] == "reg:5000/l:1"  # type: ignore[index]
+
+
+def test_a_toleration_with_an_empty_value_is_equal_to_empty() -> None:
+    assert distributed.parse_toleration("k=:NoSchedule") == {
+        "key": "k", "operator": "Equal", "value": "", "effect": "NoSchedule"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("item", ["nokey", "=v", "a b=c", ""])
+def test_bad_node_selectors_are_refused_naming_the_flag(item: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^--node-selector .*expected KEY=VALUE$"):
+        distributed.parse_node_selector([item])
+
+
+@pytest.mark.parametrize("item", ["k=v", "k=v:Sometimes", ":NoSchedule", "=v:NoSchedule", "k v:NoSchedule"])
+def test_bad_tolerations_are_refused_naming_the_flag(item: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^--toleration .*expected KEY\[=VALUE\]:EFFECT"):
+        distributed.parse_toleration(item)
+
+
+@pytest.mark.parametrize("image", ["", "a b", "reg/x:", "/x"])
+def test_bad_images_are_refused_naming_the_flag(image: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^--image "):
+        distributed.check_image(image)
+
+
+def test_no_test_bed_knowledge_in_the_product() -> None:
+    from tfsctl.paths import LOCUST_MANIFEST
+
+    for path in (Path(distributed.__file__), LOCUST_MANIFEST):
+        text = path.read_text().lower()
+        assert "node.tfsctl.dev" not in text and "process node" not in text, path

@@ -145,6 +145,25 @@ def _require_answering(target: str, resolve: str = "") -> None:
 )
 @click.option("--workers", type=int, default=2, show_default=True, help="Workers for --distributed.")
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace for --distributed.")
+@click.option(
+    "--node-selector",
+    "node_selector",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="--distributed: run the Locust pods on nodes with this label (repeatable).",
+)
+@click.option(
+    "--toleration",
+    "tolerations",
+    multiple=True,
+    metavar="KEY[=VALUE]:EFFECT",
+    help="--distributed: tolerate this taint, as `kubectl taint` writes it (repeatable).",
+)
+@click.option(
+    "--image",
+    default=None,
+    help="--distributed: Locust + tfsctl image (loadtest/Dockerfile)  [default: tfsctl-loadtest:0.1.0]",
+)
 @cluster_options
 def loadtest(
     target: str,
@@ -152,6 +171,9 @@ def loadtest(
     distributed: bool,
     workers: int,
     namespace: str,
+    node_selector: tuple[str, ...],
+    tolerations: tuple[str, ...],
+    image: str | None,
     kubeconfig: Path | None,
     context: str | None,
     **kw: Any,
@@ -160,16 +182,32 @@ def loadtest(
 
     Exits 7 when a threshold (failure ratio, p95, p99) is violated.
     """
+    if not distributed:
+        for flag, given in (
+            ("--node-selector", node_selector),
+            ("--toleration", tolerations),
+            ("--image", image),
+        ):
+            if given:
+                raise InvalidInput(f"{flag}: only with --distributed (it places the Locust pods)")
     settings = _settings(target, kw)
     if distributed:
         import tfsctl.load.distributed as dist
 
         if workers < 1:
             raise InvalidInput(f"--workers {workers}: must be at least 1")
+        request = dist.DistributedRequest(
+            settings=settings,
+            workers=workers,
+            namespace=namespace,
+            image=dist.check_image(image) if image is not None else dist.DEFAULT_IMAGE,
+            node_selector=dist.parse_node_selector(node_selector),
+            tolerations=tuple(dist.parse_toleration(t) for t in tolerations),
+        )
         from tfsctl.kubeclient import api_client
 
         data = dist.run(
-            dist.DistributedRequest(settings=settings, workers=workers, namespace=namespace),
+            request,
             report_dir,
             api=api_client(kubeconfig, context),
         )

@@ -12,7 +12,6 @@ the report directory, and the objects are deleted. Every wait is bounded.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import ipaddress
 import json
 import logging
@@ -36,8 +35,9 @@ from tfsctl.paths import LOCUSTFILE
 
 log = logging.getLogger(__name__)
 
-PROCESS_NODE_LABEL = ("node.tfsctl.dev/type", "process")
 MASTER_WAIT_FOR_WORKERS = 120.0
+DEFAULT_IMAGE = "tfsctl-loadtest:0.1.0"
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,41 @@ class DistributedRequest:
     settings: LoadSettings
     workers: int
     namespace: str
-    image: str = "tfsctl-loadtest:0.1.0"
-    node_selector: dict[str, str] | None = None  # None: the process node when the cluster has one
+    image: str = DEFAULT_IMAGE
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
     start_timeout: float = 180.0
     name: str = field(default_factory=lambda: f"tfsctl-locust-{uuid.uuid4().hex[:6]}")
+
+
+def parse_node_selector(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` items (``--node-selector``, repeatable) as a nodeSelector."""
+    selector: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or any(c.isspace() for c in item):
+            raise InvalidInput(f"--node-selector {item!r}: expected KEY=VALUE")
+        selector[key] = value
+    return selector
+
+
+def parse_toleration(item: str) -> dict[str, str]:
+    """``KEY[=VALUE]:EFFECT`` (``kubectl taint`` syntax, ``--toleration``) as a toleration."""
+    spec, sep, effect = item.rpartition(":")
+    key, has_value, value = spec.partition("=")
+    if not sep or not key or any(c.isspace() for c in item) or effect not in TAINT_EFFECTS:
+        raise InvalidInput(
+            f"--toleration {item!r}: expected KEY[=VALUE]:EFFECT, EFFECT one of {', '.join(TAINT_EFFECTS)}"
+        )
+    if has_value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
+
+
+def check_image(image: str) -> str:
+    if not image or any(c.isspace() for c in image) or image != image.strip("/:@"):
+        raise InvalidInput(f"--image {image!r}: expected an image reference such as registry/name:tag")
+    return image
 
 
 def master_args(settings: LoadSettings, workers: int) -> list[str]:
@@ -68,7 +99,8 @@ def render(request: DistributedRequest, master_host: str, locustfile: str) -> li
         "MASTER_HOST": master_host,
         "LOCUSTFILE_JSON": json.dumps(locustfile),
         "MASTER_ARGS_JSON": json.dumps(master_args(request.settings, request.workers)),
-        "NODE_SELECTOR_JSON": json.dumps(request.node_selector or {}),
+        "NODE_SELECTOR_JSON": json.dumps(request.node_selector),
+        "TOLERATIONS_JSON": json.dumps(list(request.tolerations)),
     }
     text = string.Template(MANIFEST.read_text()).substitute(values)
     return [doc for doc in yaml.safe_load_all(text) if doc]
@@ -219,12 +251,6 @@ def run(request: DistributedRequest, report_dir: Path, api: Any = None) -> dict[
 
         api = api_client()
     kube = _Cluster(api, request.namespace)
-    selector = request.node_selector
-    if selector is None:
-        key, value = PROCESS_NODE_LABEL
-        nodes = kube.core.list_node(label_selector=f"{key}={value}", _request_timeout=10).items
-        selector = {key: value} if nodes else {}
-    request = dataclasses.replace(request, node_selector=selector)
     ns = request.namespace
     locustfile = LOCUSTFILE.read_text()
     config_map, master_job, _ = render(request, "${MASTER_HOST}", locustfile)

@@ -5,7 +5,7 @@ DIR/locust --html DIR/locust_report.html``, then writes every file of DIR to
 stdout as gzip+base64 frames and exits with Locust's exit code. The frames reach
 ``tfsctl`` through the pod's log (the ``pods/log`` API), so collecting results
 needs no port-forward, no shared volume and no reachable pod IP. An absolute DIR
-is resolved under ``$TFSCTL_FS_ROOT`` when set (the process node's container root).
+is resolved under ``$TFSCTL_FS_ROOT`` when set (a root other than /, e.g. a test run).
 
 :func:`frame` and :func:`parse_frames` are pure and used on both sides.
 """

@@ -512,3 +512,46 @@ def serving_recipe(app_version: str, work: Path) -> Recipe:
         ),
         base=base,
     )
+
+
+# -- Locust for `tfsctl loadtest --distributed` -------------------------------------------------------
+
+LOADTEST_REPOSITORY = "docker.io/tfsctl/loadtest"
+
+
+def loadtest_image(app_version: str) -> str:
+    """The ref the local cluster serves; pass it as ``tfsctl loadtest --distributed --image``."""
+    return f"{LOADTEST_REPOSITORY}:{app_version}"
+
+
+LOCUST_SCRIPT = f"""#!/bin/sh
+# the venv's own bin/locust names the host's interpreter in its #! line: run the module instead
+exec {SERVING_VENV}/bin/python -m locust "$@"
+"""
+
+
+def loadtest_recipe(app_version: str, work: Path) -> Recipe:
+    """Locust + tfsctl (what loadtest/Dockerfile builds): the drop-in's base, whose venv holds both.
+
+    Same base as ``serving_recipe`` (its layers are shared on the node); the top layer is the
+    tfsctl package and a ``locust`` launcher, with the venv's ``python`` on PATH, run as user 1000.
+    """
+    import sys
+
+    import tfsctl
+
+    serving = serving_recipe(app_version, work)
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    rel_site = str(site.relative_to(Path(sys.prefix)))
+    (work / "locust").write_text(LOCUST_SCRIPT)
+    return Recipe(
+        loadtest_image(app_version),
+        (
+            Tree(f"{SERVING_VENV}/{rel_site}/tfsctl", Path(tfsctl.__file__).parent, exclude=("__pycache__",)),
+            Entry("/usr/local/bin/locust", work / "locust"),
+        ),
+        env=(f"PATH=/usr/local/bin:{SERVING_VENV}/bin:/usr/bin:/bin",),
+        user="1000:1000",
+        labels=_labels("Locust and tfsctl for `tfsctl loadtest --distributed` (loadtest/Dockerfile)"),
+        base=serving.base,
+    )

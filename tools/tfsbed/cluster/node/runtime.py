@@ -289,6 +289,9 @@ class RealNodes:
         )
         # the chart's canary Job (canary.job.image): tfsctl's core and helm
         recipes.append(toolkit.toolkit_recipe(images.images_cache() / "files" / "tfsctl"))
+        recipes.append(
+            images.loadtest_recipe(images.chart_app_version(), images.images_cache() / "files" / "serving")
+        )
         for addon in self.addons:
             recipes.extend(addon.recipes())
         return recipes
