@@ -50,17 +50,17 @@ def test_master_wrapper_runs_locust_then_prints_its_artifacts_and_keeps_the_exit
     fake = tmp_path / "fake_locust.py"
     fake.write_text(FAKE_LOCUST)
     done = subprocess.run(
-        [sys.executable, "-m", "tfsctl.load.master", "/artifacts", sys.executable, str(fake)],
+        [sys.executable, "-m", "tfsctl.load.master", str(tmp_path / "artifacts"), sys.executable, str(fake)],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"TFSCTL_FS_ROOT": str(tmp_path / "root"), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 1
     head, artifacts = parse_frames(done.stdout)
     assert sorted(artifacts) == ["locust_report.html", "locust_stats.csv"]
     assert artifacts["locust_stats.csv"].endswith(b"POST,predict:fashion,42\n")
-    assert (tmp_path / "root" / "artifacts" / "locust_report.html").exists()
+    assert (tmp_path / "artifacts" / "locust_report.html").exists()
     assert distributed.parse_master_output(head) == [{"name": "predict:fashion", "num_requests": 42}]
 
 

@@ -4,8 +4,7 @@
 DIR/locust --html DIR/locust_report.html``, then writes every file of DIR to
 stdout as gzip+base64 frames and exits with Locust's exit code. The frames reach
 ``tfsctl`` through the pod's log (the ``pods/log`` API), so collecting results
-needs no port-forward, no shared volume and no reachable pod IP. An absolute DIR
-is resolved under ``$TFSCTL_FS_ROOT`` when set (a root other than /, e.g. a test run).
+needs no port-forward, no shared volume and no reachable pod IP.
 
 :func:`frame` and :func:`parse_frames` are pure and used on both sides.
 """
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import os
 import signal
 import subprocess
 import sys
@@ -59,18 +57,11 @@ def parse_frames(text: str) -> tuple[str, dict[str, bytes]]:
     return head, artifacts
 
 
-def _resolve(directory: str) -> Path:
-    root = os.environ.get("TFSCTL_FS_ROOT")
-    if root and directory.startswith("/"):
-        return Path(root) / directory.lstrip("/")
-    return Path(directory)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         sys.stderr.write("usage: python -m tfsctl.load.master DIR locust ARGS...\n")
         return 2
-    directory = _resolve(argv[0])
+    directory = Path(argv[0])
     directory.mkdir(parents=True, exist_ok=True)
     command = [*argv[1:], "--csv", str(directory / "locust"), "--html", str(directory / "locust_report.html")]
     proc = subprocess.Popen(command)
