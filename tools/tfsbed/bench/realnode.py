@@ -184,6 +184,11 @@ def images_table(builds: Sequence[tuple[str, float]]) -> Table:
 # -- I/O -----------------------------------------------------------------------------------------
 
 
+def say(line: str) -> None:
+    """A progress line on stderr (a run takes many minutes)."""
+    print(f"bench: realnode: {line}", file=sys.stderr, flush=True)
+
+
 class Probe(threading.Thread):
     """Predict requests to ``url`` one at a time until stopped; counts answers and failures."""
 
@@ -349,6 +354,7 @@ def _move(bed: Bed, method: str, replicas: int, tmp: Path) -> MoveResult:
         time.sleep(1.0)
     finally:
         probe.stop()
+    say(f"{method} x{replicas}: {seconds:.1f}s, {len(probe.failed)} of {probe.ok + len(probe.failed)} failed")
     return MoveResult(method, replicas, seconds, probe.ok, len(probe.failed), probe.failed[:2])
 
 
@@ -408,6 +414,7 @@ def collect(quick: bool) -> list[Table]:
             state_dir=Path(tmp) / "state",
             kubeconfig=Path(tmp) / "kubeconfig",
             with_agent=False,
+            progress=say,
         )
         try:
             started = time.monotonic()
@@ -422,6 +429,7 @@ def collect(quick: bool) -> list[Table]:
             moves, poll_wait = _moves(lc.api_client(), lc.kubeconfig, nconfig.node_name(0), counts)
         finally:
             lc.down(timeout=120)
+        say("building every real-node image into an empty image cache")
         builds = image_builds(lc)
     return [
         up_table(cold_total, cold.steps, down, cached_total, cached.steps),
