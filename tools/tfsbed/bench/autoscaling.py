@@ -1,9 +1,10 @@
 """Autoscaling reaction (issue 14): from the HPA metric crossing its target to a new pod serving.
 
-Takes the cluster from ``$KUBECONFIG``: a ``tfsctl cluster up --real-nodes 1`` cluster with its
-add-ons (metrics-server for CPU; Traefik, Prometheus and prometheus-adapter for request rate).
-Each run installs the ``local`` preset on the real node in its own namespace, deletes it after,
-and leaves nothing behind.
+Takes the cluster from ``$KUBECONFIG`` (else the default local cluster's kubeconfig): a
+``tfsctl cluster up --real-nodes 1`` cluster with its add-ons (metrics-server for CPU;
+Traefik, Prometheus and prometheus-adapter for request rate). Each run installs the
+``local`` preset on the real node in its own namespace, deletes it after, and leaves
+nothing behind.
 
 ``tfsctl verify-autoscaling``'s report records the HPA's own status (which lags the metric by up
 to a sync period) and the Deployment's ready count, not when the metrics API crossed the target
@@ -321,10 +322,13 @@ def collect(quick: bool) -> list[Table]:
     from tfsbed.cluster import spec as cspec
     from tfsbed.cluster.addons import prometheus as P
     from tfsbed.cluster.node import config as nconfig
+    from tfsctl import paths
 
-    if not os.environ.get("KUBECONFIG"):
-        raise RuntimeError("autoscaling: set KUBECONFIG to a `tfsctl cluster up --real-nodes 1` cluster")
-    kubeconfig = Path(os.environ["KUBECONFIG"])
+    kubeconfig = Path(os.environ.get("KUBECONFIG") or paths.LOCAL_KUBECONFIG)
+    if not kubeconfig.is_file():
+        raise RuntimeError(
+            f"no kubeconfig at {kubeconfig}: set KUBECONFIG to a `cluster up --real-nodes 1` cluster"
+        )
     api = kconfig.new_client_from_config(config_file=str(kubeconfig))
     node = nconfig.node_name(0)
     node_obj: Any = client.CoreV1Api(api).read_node(node)
