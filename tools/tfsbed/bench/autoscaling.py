@@ -20,6 +20,7 @@ its own threads send predict requests:
 
 The floor is the HPA controller's sync period (``ClusterSpec.hpa_sync_period``) plus the
 metric's own refresh (metrics-server's resolution, Prometheus's scrape and rate window).
+``--quick`` runs the same: one scale-out per HPA is already the least that measures it.
 """
 
 from __future__ import annotations
