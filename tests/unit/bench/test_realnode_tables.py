@@ -36,6 +36,14 @@ def test_release_values_pin_pods_to_the_real_node_and_replace_the_process_node_p
     assert preset["server"]["command"] == ["tfsctl", "serve"]
 
 
+def test_release_values_can_load_more_versions_than_the_label_names(preset: dict) -> None:
+    values = R.release_values(preset, "tfsctl-node-0", "clf", 1, 1, loaded=(1, 2))
+    assert values["models"]["clf"] == {
+        "versionPolicy": {"specific": {"versions": [1, 2]}},
+        "versionLabels": {"stable": 1},
+    }
+
+
 def test_all_serving_needs_every_replica_on_the_version() -> None:
     assert R.all_serving({"a": 2, "b": 2}, 2, 2)
     assert not R.all_serving({"a": 2, "b": 1}, 2, 2)
@@ -52,10 +60,10 @@ def test_moves_table_rows_are_method_by_replicas_with_failed_over_total() -> Non
     table = R.moves_table(results, poll_wait=2, quick=True)
     assert table.rows == [
         ["tfsctl promote", "1", "12.3", "0 / 100"],
-        ["edit + rollout restart", "1", "40.0", "5 / 100"],
+        ["one edit + rollout restart", "1", "40.0", "5 / 100"],
     ]
     assert any("every 2s" in n for n in table.notes)
-    assert table.notes[-1] == "first failures: edit + rollout restart x1: 20:00:01 HTTP 404 b''"
+    assert table.notes[-1] == "first failures: one edit + rollout restart x1: 20:00:01 HTTP 404 b''"
     assert any(n.endswith("--only realnode --quick") for n in table.notes)
 
 

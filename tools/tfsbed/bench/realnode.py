@@ -45,7 +45,7 @@ BENCH_PORT_BASE = 29600
 RELEASE = "tfs"
 FULL = "tfs-tensorflow-serving"
 LABEL = "stable"
-METHODS = ("tfsctl promote", "edit model config, wait for the poll", "edit + rollout restart")
+METHODS = ("tfsctl promote", "two edits by hand, each waited for", "one edit + rollout restart")
 MOVE_TIMEOUT = 600.0
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -73,9 +73,16 @@ def placement_values(node: str) -> dict[str, Any]:
 
 
 def release_values(
-    preset: Mapping[str, Any], node: str, model: str, replicas: int, version: int
+    preset: Mapping[str, Any],
+    node: str,
+    model: str,
+    replicas: int,
+    version: int,
+    loaded: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """The local preset for ``model`` serving only ``version`` with ``LABEL`` on it, ``replicas`` fixed pods.
+    """The local preset for ``model`` with ``LABEL`` on ``version``, ``replicas`` fixed pods.
+
+    The versions served are ``loaded`` (default: ``version`` only).
 
     Small requests (the machine has 2 cores), the chart's default command (the drop-in image's
     ``tensorflow_model_server``), a MetalLB LoadBalancer, no HPA.
@@ -83,7 +90,10 @@ def release_values(
     values = json.loads(json.dumps(dict(preset)))  # deep copy
     values.update(placement_values(node))
     values["models"] = {
-        model: {"versionPolicy": {"specific": {"versions": [version]}}, "versionLabels": {LABEL: version}}
+        model: {
+            "versionPolicy": {"specific": {"versions": list(loaded or [version])}},
+            "versionLabels": {LABEL: version},
+        }
     }
     values["server"]["command"] = ["tensorflow_model_server"]
     values["service"] = {"type": "LoadBalancer"}
@@ -122,9 +132,13 @@ def moves_table(results: Sequence[MoveResult], poll_wait: int, quick: bool) -> T
             "seconds: from the start of the move until every Ready, non-terminating pod of the release "
             f"resolves `{LABEL}` to 2 (`GET /v1/models/<m>/labels/{LABEL}/metadata` on each pod IP)",
             "tfsctl promote: `tfsctl promote <m> stable 2` (load 2, wait, move the label, retire 1); "
-            "edit: the same final values through `tfsctl deploy --no-wait`, "
-            f"TF Serving polls every {poll_wait}s "
-            "once kubelet refreshes the mounted ConfigMap; restart: that edit plus a rollout restart "
+            "two edits: the values a user would write, through `tfsctl deploy --no-wait`: first "
+            "versions [1, 2] (waiting until every pod reports 2 AVAILABLE), then stable -> 2 with "
+            f"versions [2]; TF Serving polls its config every {poll_wait}s once kubelet refreshes the "
+            "mounted ConfigMap; one edit alone (versions [2], stable -> 2) is rejected by the server "
+            "('Request to assign label to version 2 of model clf, which is not currently available for "
+            "inference') and never serves 2 without a restart; "
+            "restart: that one edit plus a rollout restart "
             "(the `kubectl.kubernetes.io/restartedAt` annotation)",
             "requests: REST predict on the label through the Service's MetalLB LoadBalancer address, "
             "one at a time, 20 per second at most",
@@ -279,13 +293,30 @@ class Bed:
         _wait(lambda: all_serving(self.labels(), replicas, version), timeout,
               f"{replicas} replicas serving {LABEL}={version}")  # fmt: skip
 
-    def deploy(self, replicas: int, version: int, wait: bool, tmp: Path) -> None:
+    def deploy(self, replicas: int, version: int, wait: bool, tmp: Path, loaded: Sequence[int] = ()) -> None:
         values = tmp / f"values-{replicas}-{version}.yaml"
-        values.write_text(
-            yaml.safe_dump(release_values(self.preset, self.node, self.model, replicas, version))
-        )
+        chart = release_values(self.preset, self.node, self.model, replicas, version, loaded)
+        values.write_text(yaml.safe_dump(chart))
         _tfsctl(self.kubeconfig, "deploy", "--release", RELEASE, "-n", self.namespace, "--timeout", "540",
                 "-f", str(values), *([] if wait else ["--no-wait"]))  # fmt: skip
+
+    def available(self) -> dict[str, set[int]]:
+        """Ready, non-terminating pod -> the versions it reports AVAILABLE."""
+        from tfsctl import kubestate
+
+        selector = kubestate.server_selector(RELEASE)
+        out: dict[str, set[int]] = {}
+        for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
+            if not kubestate.is_ready(pod) or kubestate.is_terminating(pod):
+                continue
+            url = f"http://{pod.status.pod_ip}:8501/v1/models/{self.model}"
+            try:
+                with urllib.request.urlopen(url, timeout=3) as resp:
+                    states = json.load(resp)["model_version_status"]
+                out[pod.metadata.name] = {int(s["version"]) for s in states if s["state"] == "AVAILABLE"}
+            except (OSError, ValueError, KeyError):
+                out[pod.metadata.name] = set()
+        return out
 
     def restart(self) -> None:
         from kubernetes import client
@@ -345,10 +376,16 @@ def _move(bed: Bed, method: str, replicas: int, tmp: Path) -> MoveResult:
         if method == METHODS[0]:
             _tfsctl(bed.kubeconfig, "promote", bed.model, LABEL, "2", "--release", RELEASE,
                     "-n", bed.namespace, "--timeout", str(int(MOVE_TIMEOUT)))  # fmt: skip
+        elif method == METHODS[1]:
+            # TF Serving rejects a label on a version it has not loaded yet (the whole reload fails),
+            # so by hand it is two edits too: load 2, wait until every pod has it, then move the label
+            bed.deploy(replicas, 1, wait=False, tmp=tmp, loaded=(1, 2))
+            _wait(lambda: (a := bed.available()) and len(a) == replicas and all(2 in v for v in a.values()),
+                  MOVE_TIMEOUT, f"version 2 AVAILABLE on {replicas} replicas")  # fmt: skip
+            bed.deploy(replicas, 2, wait=False, tmp=tmp)
         else:
             bed.deploy(replicas, 2, wait=False, tmp=tmp)
-            if method == METHODS[2]:
-                bed.restart()
+            bed.restart()
         bed.wait_serving(replicas, 2)
         seconds = time.monotonic() - started
         time.sleep(1.0)
