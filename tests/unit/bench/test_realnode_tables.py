@@ -54,13 +54,13 @@ def test_all_serving_needs_every_replica_on_the_version() -> None:
 
 def test_moves_table_rows_are_method_by_replicas_with_failed_over_total() -> None:
     results = [
-        R.MoveResult(R.METHODS[0], 1, 12.34, ok=100, failed=0),
+        R.MoveResult(R.METHODS[0], 1, 12.34, ok=100, failed=0, returned=20.0),
         R.MoveResult(R.METHODS[2], 1, 40.0, ok=95, failed=5, first_failures=["20:00:01 HTTP 404 b''"]),
     ]
     table = R.moves_table(results, poll_wait=2, quick=True)
     assert table.rows == [
-        ["tfsctl promote", "1", "12.3", "0 / 100"],
-        ["one edit + rollout restart", "1", "40.0", "5 / 100"],
+        ["tfsctl promote", "1", "12.3", "20.0", "0 / 100"],
+        ["one edit + rollout restart", "1", "40.0", "-", "5 / 100"],
     ]
     assert any("every 2s" in n for n in table.notes)
     assert table.notes[-1] == "first failures: one edit + rollout restart x1: 20:00:01 HTTP 404 b''"

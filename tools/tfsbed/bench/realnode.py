@@ -116,6 +116,7 @@ class MoveResult:
     ok: int
     failed: int
     first_failures: list[str] = field(default_factory=list)
+    returned: float | None = None  # tfsctl promote: when the command itself exited
 
 
 def fmt_seconds(values: Sequence[float]) -> str:
@@ -127,10 +128,18 @@ def fmt_seconds(values: Sequence[float]) -> str:
 def moves_table(results: Sequence[MoveResult], poll_wait: int, quick: bool) -> Table:
     table = Table(
         f"Moving label {LABEL} 1 -> 2 on the real node (kubelet's default syncFrequency)",
-        ["method", "replicas", "seconds to every replica serving stable=2", "failed / total requests"],
+        [
+            "method",
+            "replicas",
+            "seconds to every replica serving stable=2",
+            "command returned s",
+            "failed / total requests",
+        ],
         notes=[
             "seconds: from the start of the move until every Ready, non-terminating pod of the release "
-            f"resolves `{LABEL}` to 2 (`GET /v1/models/<m>/labels/{LABEL}/metadata` on each pod IP)",
+            f"resolves `{LABEL}` to 2 (`GET /v1/models/<m>/labels/{LABEL}/metadata` on each pod IP, "
+            "sampled every second); command returned: when `tfsctl promote` exited (after it also "
+            "saw version 1 retired)",
             "tfsctl promote: `tfsctl promote <m> stable 2` (load 2, wait, move the label, retire 1); "
             "two edits: the values a user would write, through `tfsctl deploy --no-wait`: first "
             "versions [1, 2] (waiting until every pod reports 2 AVAILABLE), then stable -> 2 with "
@@ -146,7 +155,10 @@ def moves_table(results: Sequence[MoveResult], poll_wait: int, quick: bool) -> T
         ],
     )
     for r in results:
-        table.rows.append([r.method, str(r.replicas), f"{r.seconds:.1f}", f"{r.failed} / {r.ok + r.failed}"])
+        returned = "-" if r.returned is None else f"{r.returned:.1f}"
+        table.rows.append(
+            [r.method, str(r.replicas), f"{r.seconds:.1f}", returned, f"{r.failed} / {r.ok + r.failed}"]
+        )
     failures = [
         f"{r.method} x{r.replicas}: {'; '.join(r.first_failures)}" for r in results if r.first_failures
     ]
@@ -372,10 +384,24 @@ def _move(bed: Bed, method: str, replicas: int, tmp: Path) -> MoveResult:
     probe.start()
     time.sleep(1.0)  # the probe is answering before the move starts
     started = time.monotonic()
+    first: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:  # the first moment every replica serves 2, while the commands run
+        while not done.is_set() and not first:
+            with contextlib.suppress(Exception):
+                if all_serving(bed.labels(), replicas, 2):
+                    first.append(time.monotonic() - started)
+            done.wait(1.0)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    returned: float | None = None
     try:
         if method == METHODS[0]:
             _tfsctl(bed.kubeconfig, "promote", bed.model, LABEL, "2", "--release", RELEASE,
                     "-n", bed.namespace, "--timeout", str(int(MOVE_TIMEOUT)))  # fmt: skip
+            returned = time.monotonic() - started
         elif method == METHODS[1]:
             # TF Serving rejects a label on a version it has not loaded yet (the whole reload fails),
             # so by hand it is two edits too: load 2, wait until every pod has it, then move the label
@@ -387,12 +413,14 @@ def _move(bed: Bed, method: str, replicas: int, tmp: Path) -> MoveResult:
             bed.deploy(replicas, 2, wait=False, tmp=tmp)
             bed.restart()
         bed.wait_serving(replicas, 2)
-        seconds = time.monotonic() - started
+        seconds = first[0] if first else time.monotonic() - started
         time.sleep(1.0)
     finally:
+        done.set()
+        watcher.join(10)
         probe.stop()
     say(f"{method} x{replicas}: {seconds:.1f}s, {len(probe.failed)} of {probe.ok + len(probe.failed)} failed")
-    return MoveResult(method, replicas, seconds, probe.ok, len(probe.failed), probe.failed[:2])
+    return MoveResult(method, replicas, seconds, probe.ok, len(probe.failed), probe.failed[:2], returned)
 
 
 def _moves(api: Any, kubeconfig: Path, node: str, counts: Sequence[int]) -> tuple[list[MoveResult], int]:
