@@ -175,7 +175,9 @@ def up_table(cold_total: float, cold: Mapping[str, float], down: float, cached_t
             "cold: a fresh state dir, tools and images already in the shared cache (their first build "
             "is the next table and the cluster area's); cached: the same state dir brought up again "
             "after `down`; totals are the wall time of `LocalCluster.up`",
-            "steps are `UpResult.steps` (image:* = building or finding the image in the cache)",
+            "steps are `UpResult.steps`; real-node:image:* are `images.build` seconds of the cold run "
+            "(the cached run reuses that run's build list, so its image:* cells repeat them); `tools` "
+            "covers the toolchain check and every image build or cache lookup",
         ],
     )
     table.rows.append(["total", f"{cold_total:.1f}", f"{cached_total:.1f}"])
