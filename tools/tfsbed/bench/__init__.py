@@ -17,6 +17,8 @@ AREAS: dict[str, str] = {
     "release": "tfsbed.bench.release",
     "load": "tfsbed.bench.load",
     "canary": "tfsbed.bench.canary",
+    "realnode": "tfsbed.bench.realnode",
+    "autoscaling": "tfsbed.bench.autoscaling",
 }
 
 
