@@ -14,7 +14,7 @@ def preset() -> dict:
     return dict(yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text()))
 
 
-def test_release_values_pin_pods_to_the_real_node_and_replace_the_process_node_placement(
+def test_release_values_pin_pods_to_the_real_node_with_the_charts_default_command(
     preset: dict,
 ) -> None:
     values = R.release_values(preset, "tfsctl-node-0", "clf", 3, 2)
@@ -29,11 +29,11 @@ def test_release_values_pin_pods_to_the_real_node_and_replace_the_process_node_p
         "clf": {"versionPolicy": {"specific": {"versions": [2]}}, "versionLabels": {"stable": 2}}
     }
     assert values["replicaCount"] == 3 and values["autoscaling"] == {"enabled": False}
-    assert values["server"]["command"] == ["tensorflow_model_server"]
+    assert "command" not in values["server"]
     assert values["service"] == {"type": "LoadBalancer"}
     # the preset itself is not changed (it is reused for every replica count)
-    assert preset["nodeSelector"] == {"node.tfsctl.dev/type": "process"}
-    assert preset["server"]["command"] == ["tfsctl", "serve"]
+    assert preset["nodeSelector"] == {"node.tfsctl.dev/type": "real"}
+    assert "command" not in preset["server"]  # the chart's default: the drop-in image's server
 
 
 def test_release_values_can_load_more_versions_than_the_label_names(preset: dict) -> None:

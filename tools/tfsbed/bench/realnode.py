@@ -1,6 +1,6 @@
 """Real-node benchmark (issue 13): cluster up with one real node, image builds, and moving a label.
 
-Starts its own throw-away cluster (``--no-process-node --real-nodes 1``, every add-on, kubelet's
+Starts its own throw-away cluster (one real node, every add-on, kubelet's
 default ``syncFrequency``) on a fresh temporary state dir, at ``$TFSBED_BENCH_PORT_BASE``
 (default :data:`BENCH_PORT_BASE`), and always brings it down again: nothing is left behind.
 
@@ -59,9 +59,7 @@ RESTRICTED = {
 def placement_values(node: str) -> dict[str, Any]:
     """Chart values that put a release's pods on the real node ``node`` (its hostname and taint).
 
-    The type label is set too: Helm merges maps, so the local preset's own
-    ``node.tfsctl.dev/type: process`` would otherwise stay; the tolerations list replaces the
-    preset's (the process node's).
+    The type label is set too (Helm merges maps); the tolerations list replaces the preset's.
     """
     from tfsbed.cluster import NODE_TYPE_LABEL
     from tfsbed.cluster.node import config as nconfig
@@ -95,7 +93,6 @@ def release_values(
             "versionLabels": {LABEL: version},
         }
     }
-    values["server"]["command"] = ["tensorflow_model_server"]
     values["service"] = {"type": "LoadBalancer"}
     values["autoscaling"] = {"enabled": False}
     values["replicaCount"] = replicas
@@ -169,7 +166,7 @@ def moves_table(results: Sequence[MoveResult], poll_wait: int, quick: bool) -> T
 def up_table(cold_total: float, cold: Mapping[str, float], down: float, cached_total: float,
              cached: Mapping[str, float]) -> Table:  # fmt: skip
     table = Table(
-        "Cluster up with one real node (`--no-process-node --real-nodes 1`, all add-ons)",
+        "Cluster up with one real node (`cluster up`, all add-ons)",
         ["step", "cold (fresh state dir) s", "cached (again after down) s"],
         notes=[
             "cold: a fresh state dir, tools and images already in the shared cache (their first build "
@@ -480,7 +477,6 @@ def collect(quick: bool) -> list[Table]:
             cspec.ClusterSpec(ports=cspec.Ports(port_base), real_nodes=1),
             state_dir=Path(tmp) / "state",
             kubeconfig=Path(tmp) / "kubeconfig",
-            with_agent=False,
             progress=say,
         )
         try:
