@@ -1,6 +1,6 @@
 """What the e2e preset tests load onto a node for each preset, read from its render.
 
-Where a preset's pods really run (the process node, a kind node) the e2e tests put
+Where a preset's pods really run (the real node, a kind node) the e2e tests put
 generated example models on that node (``support.cluster_models``); these checks pin
 what they derive from each render, so a chart change that moves the models is caught
 here rather than as a pod that never gets Ready on some cluster.
