@@ -22,6 +22,13 @@ def test_reaction_measures_from_the_first_sample_above_target() -> None:
     assert r.to_decision == 1.0 and r.to_serving == 6.5
 
 
+def test_a_metric_above_target_from_the_first_sample_is_marked() -> None:
+    r = A.reaction([Sample(0.0, 4.0, 1, 1), Sample(2.0, 4.0, 3, 1), Sample(9.0, 2.0, 3, 2)])
+    assert r == Reaction(0.0, 2.0, 9.0, at_start=True)
+    table = A.reactions_table([("CPU", "m", r)], "5s", quick=False)
+    assert table.rows[0][2] == "0.0 (above at the first sample)"
+
+
 def test_reaction_is_none_when_the_metric_never_crossed() -> None:
     assert A.reaction([Sample(0.0, 0.2, 1, 1), Sample(1.0, None, 2, 2)]) is None
     assert A.reaction([]) is None

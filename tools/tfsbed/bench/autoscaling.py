@@ -68,6 +68,7 @@ class Reaction:
     crossed: float  # the first sample with the metric above its target
     decided: float | None  # the first sample after it with desired above the starting count
     serving: float | None  # the first sample after it with more Ready endpoints than at the start
+    at_start: bool = False  # above target already in the first sample (not caused by the load alone)
 
     @property
     def to_decision(self) -> float | None:
@@ -93,7 +94,7 @@ def reaction(samples: Sequence[Sample]) -> Reaction | None:
     after = [s for s in samples if s.t >= crossed.t]
     decided = next((s.t for s in after if s.desired > start.desired), None)
     serving = next((s.t for s in after if s.endpoints > start.endpoints), None)
-    return Reaction(crossed.t, decided, serving)
+    return Reaction(crossed.t, decided, serving, at_start=crossed is start)
 
 
 def seconds(value: float | None) -> str:
@@ -129,6 +130,9 @@ def reactions_table(rows: Sequence[tuple[str, str, Reaction | None]], sync: str,
             f"HPA controller sync period {sync} (ClusterSpec.hpa_sync_period: "
             "--horizontal-pod-autoscaler-sync-period); a reaction is never faster than that plus the "
             "metric's refresh and one pod start",
+            "CPU: the server's own start (importing TensorFlow) takes a core for seconds, so "
+            "metrics-server's first window after the pod is Ready can already be above the target; "
+            "such a row is marked, its crossing is the first sample",
             "command: python -m tfsbed.bench --only autoscaling" + (" --quick" if quick else ""),
         ],
     )
@@ -140,7 +144,7 @@ def reactions_table(rows: Sequence[tuple[str, str, Reaction | None]], sync: str,
             [
                 name,
                 source,
-                seconds(r.crossed),
+                seconds(r.crossed) + (" (above at the first sample)" if r.at_start else ""),
                 seconds(r.to_decision),
                 seconds(r.to_serving),
                 seconds(parse_duration(sync)),
