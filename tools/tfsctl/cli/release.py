@@ -105,7 +105,11 @@ def _emit(output: str, data: Any, table: str) -> None:
 @click.option("--set-string", "set_strings", multiple=True, help="Like --set, values stay strings.")
 @click.option("--set-json", "set_json", multiple=True, help="a.b=<JSON>.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the rollout.")
-@click.option("--atomic/--no-atomic", default=True, show_default=True, help="Roll back a failed upgrade.")
+@click.option(
+    "--atomic/--no-atomic",
+    default=None,
+    help="Roll back a failed upgrade (waits for the rollout, as Helm's --atomic does). [default: with --wait]",
+)
 @click.option("--dry-run", is_flag=True, help="Show a diff of the rendered manifests; change nothing.")
 @click.option(
     "--create-namespace",
@@ -120,7 +124,7 @@ def deploy(
     set_strings: tuple[str, ...],
     set_json: tuple[str, ...],
     wait: bool,
-    atomic: bool,
+    atomic: bool | None,
     dry_run: bool,
     create_namespace: bool,
     lock_timeout: float,

@@ -359,16 +359,27 @@ def deploy(
     values: dict[str, Any],
     *,
     wait: bool = True,
-    atomic: bool = True,
+    atomic: bool | None = None,
     dry_run: bool = False,
     lock_timeout: float = 30.0,
     create_namespace: bool = False,
 ) -> DeployResult:
+    """Install or upgrade ``target``'s release with ``values``.
+
+    ``atomic`` (roll a failed upgrade back) follows ``wait`` unless given: Helm's ``--atomic``
+    turns ``--wait`` on, so an atomic deploy cannot return before the rollout.
+    """
     from tfsctl.kubeclient import connect
     from tfsctl.release.helm import HelmAdapter, helm_client
 
     if not target.release:
         raise InvalidInput("--release is required")
+    if atomic is None:
+        atomic = wait
+    elif atomic and not wait:
+        raise InvalidInput(
+            "--atomic waits for the rollout (Helm turns --wait on with it): drop --no-wait, or pass --no-atomic"
+        )
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     from tfsctl.release.kube import KubeAdapter, fullname, lease_name
 
@@ -494,7 +505,8 @@ def scale(
                     store.release,
                     store.namespace,
                     values,
-                    atomic=True,
+                    # Helm's --atomic turns --wait on: --no-wait returns once the values are applied
+                    atomic=wait,
                     wait=wait,
                     timeout=target.timeout,
                     description=f"tfsctl scale: {change.summary}",
