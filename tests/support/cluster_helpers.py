@@ -223,7 +223,7 @@ class RealNode:
 
         return {
             "nodeSelector": {"kubernetes.io/hostname": self.name},
-            "tolerations": [{"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "tolerations": [dict(nconfig.REAL_NODE_TOLERATION)],
             "terminationGracePeriodSeconds": 1,
         }
 

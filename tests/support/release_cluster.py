@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from support.cluster_helpers import Cluster, RealNode, wait_for
+from tfsbed.cluster import volumes
 from tfsctl import paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,19 +91,7 @@ def models_pv(cluster: Cluster, namespace: str, claim: str, host: Path) -> Itera
     name = f"{namespace}-models"[:63]
     core = client.CoreV1Api(cluster.api)
     core.create_persistent_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name, "labels": {"model": "local-examples"}},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",
-                "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": str(host), "type": "Directory"},
-                "claimRef": {"namespace": namespace, "name": claim},
-            },
-        }
+        volumes.models_pv_manifest(name, host, volumes.DEFAULT_LABELS, claim=(namespace, claim))
     )
     try:
         yield name

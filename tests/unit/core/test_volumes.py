@@ -18,6 +18,12 @@ def test_models_pv_is_selectable_by_the_presets_claims(tmp_path: Path) -> None:
     assert "ReadOnlyMany" in pv["spec"]["accessModes"]
     assert pv["spec"]["hostPath"] == {"path": str(tmp_path), "type": "Directory"}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert "claimRef" not in pv["spec"]
+
+
+def test_a_claim_reserves_the_pv_for_that_one_claim(tmp_path: Path) -> None:
+    pv = models_pv_manifest("m", tmp_path, DEFAULT_LABELS, claim=("ns", "tfs-models"))
+    assert pv["spec"]["claimRef"] == {"namespace": "ns", "name": "tfs-models"}
 
 
 def test_labels_default_to_the_local_preset_selector() -> None:

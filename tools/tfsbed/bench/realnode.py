@@ -35,11 +35,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from tfsbed.bench import Table
+from tfsbed.cluster import volumes
 
 BENCH_PORT_BASE = 29600
 RELEASE = "tfs"
@@ -51,6 +52,8 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
+
+T = TypeVar("T")
 
 
 # -- pure parts ------------------------------------------------------------------------------------
@@ -66,7 +69,7 @@ def placement_values(node: str) -> dict[str, Any]:
 
     return {
         "nodeSelector": {"kubernetes.io/hostname": node, NODE_TYPE_LABEL: "real"},
-        "tolerations": [{"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [dict(nconfig.REAL_NODE_TOLERATION)],
     }
 
 
@@ -283,22 +286,26 @@ class Bed:
 
         return client.CoreV1Api(self.api)
 
-    def labels(self) -> dict[str, int | None]:
-        """Ready, non-terminating pod -> the version it resolves ``LABEL`` to (None: no answer)."""
+    def _ask_each_pod(self, path: str, parse: Callable[[Any], T], failed: T) -> dict[str, T]:
+        """Ready, non-terminating pod -> ``parse`` of its JSON answer at ``path`` (``failed``: none)."""
         from tfsctl import kubestate
 
         selector = kubestate.server_selector(RELEASE)
-        out: dict[str, int | None] = {}
+        out: dict[str, T] = {}
         for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
             if not kubestate.is_ready(pod) or kubestate.is_terminating(pod):
                 continue
-            url = f"http://{pod.status.pod_ip}:8501/v1/models/{self.model}/labels/{LABEL}/metadata"
             try:
-                with urllib.request.urlopen(url, timeout=3) as resp:
-                    out[pod.metadata.name] = int(json.load(resp)["model_spec"]["version"])
+                with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8501{path}", timeout=3) as resp:
+                    out[pod.metadata.name] = parse(json.load(resp))
             except (OSError, ValueError, KeyError):
-                out[pod.metadata.name] = None
+                out[pod.metadata.name] = failed
         return out
+
+    def labels(self) -> dict[str, int | None]:
+        """Ready, non-terminating pod -> the version it resolves ``LABEL`` to (None: no answer)."""
+        path = f"/v1/models/{self.model}/labels/{LABEL}/metadata"
+        return self._ask_each_pod(path, lambda doc: int(doc["model_spec"]["version"]), None)
 
     def wait_serving(self, replicas: int, version: int, timeout: float = MOVE_TIMEOUT) -> None:
         _wait(lambda: all_serving(self.labels(), replicas, version), timeout,
@@ -313,21 +320,11 @@ class Bed:
 
     def available(self) -> dict[str, set[int]]:
         """Ready, non-terminating pod -> the versions it reports AVAILABLE."""
-        from tfsctl import kubestate
 
-        selector = kubestate.server_selector(RELEASE)
-        out: dict[str, set[int]] = {}
-        for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
-            if not kubestate.is_ready(pod) or kubestate.is_terminating(pod):
-                continue
-            url = f"http://{pod.status.pod_ip}:8501/v1/models/{self.model}"
-            try:
-                with urllib.request.urlopen(url, timeout=3) as resp:
-                    states = json.load(resp)["model_version_status"]
-                out[pod.metadata.name] = {int(s["version"]) for s in states if s["state"] == "AVAILABLE"}
-            except (OSError, ValueError, KeyError):
-                out[pod.metadata.name] = set()
-        return out
+        def versions(doc: Any) -> set[int]:
+            return {int(s["version"]) for s in doc["model_version_status"] if s["state"] == "AVAILABLE"}
+
+        return self._ask_each_pod(f"/v1/models/{self.model}", versions, set())
 
     def restart(self) -> None:
         from kubernetes import client
@@ -352,19 +349,9 @@ class Bed:
         core.create_namespace({"metadata": {"name": self.namespace, "labels": RESTRICTED}})
         pv = f"{self.namespace}-models"
         core.create_persistent_volume(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv, "labels": {"model": "local-examples"}},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadOnlyMany"],
-                    "storageClassName": "",
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": {"path": str(self.models_dir), "type": "Directory"},
-                    "claimRef": {"namespace": self.namespace, "name": f"{FULL}-models"},
-                },
-            }
+            volumes.models_pv_manifest(
+                pv, self.models_dir, volumes.DEFAULT_LABELS, claim=(self.namespace, f"{FULL}-models")
+            )
         )
         try:
             yield

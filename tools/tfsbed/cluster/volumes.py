@@ -19,10 +19,18 @@ DEFAULT_LABELS = {"model": "local-examples"}
 
 
 def models_pv_manifest(
-    name: str, host_dir: Path, labels: dict[str, str], size: str = "1Gi"
+    name: str,
+    host_dir: Path,
+    labels: dict[str, str],
+    size: str = "1Gi",
+    claim: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A ReadOnlyMany hostPath PV with no storage class, as the presets' claims select it."""
-    return {
+    """A ReadOnlyMany hostPath PV with no storage class, as the presets' claims select it.
+
+    ``claim`` (namespace, name) reserves it for that one claim (``spec.claimRef``), so releases
+    in other namespaces, each with a PV of its own, never take each other's.
+    """
+    pv: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
@@ -38,6 +46,9 @@ def models_pv_manifest(
             "hostPath": {"path": str(host_dir), "type": "Directory"},
         },
     }
+    if claim is not None:
+        pv["spec"]["claimRef"] = {"namespace": claim[0], "name": claim[1]}
+    return pv
 
 
 def parse_labels(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -108,7 +108,7 @@ def _emit(output: str, data: Any, table: str) -> None:
 @click.option(
     "--atomic/--no-atomic",
     default=None,
-    help="Roll back a failed upgrade (waits for the rollout, as Helm's --atomic does). [default: with --wait]",
+    help="Roll back a failed upgrade (waits for the rollout, as Helm's --atomic does). [default: --wait]",
 )
 @click.option("--dry-run", is_flag=True, help="Show a diff of the rendered manifests; change nothing.")
 @click.option(

@@ -378,7 +378,7 @@ def deploy(
         atomic = wait
     elif atomic and not wait:
         raise InvalidInput(
-            "--atomic waits for the rollout (Helm turns --wait on with it): drop --no-wait, or pass --no-atomic"
+            "--atomic waits for the rollout (Helm sets --wait with it): drop --no-wait or pass --no-atomic"
         )
     kubeconfig = target.kubeconfig or paths.kubeconfig()
     from tfsctl.release.kube import KubeAdapter, fullname, lease_name

@@ -64,7 +64,6 @@ _WEBHOOK_OBJECTS = {
     ("ValidatingWebhookConfiguration", "metallb-webhook-configuration"),
     ("Service", "metallb-webhook-service"),
 }
-_REAL_NODE_TOLERATION = {"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
 
 
 # -- manifests (pure) -----------------------------------------------------------------------------
@@ -120,7 +119,7 @@ def _on_real_nodes(workload: dict[str, Any], container: dict[str, Any]) -> dict[
     """``workload`` on the real nodes, reading the apiserver address from the kubeconfig ConfigMap."""
     pod = dict(workload["spec"]["template"]["spec"])
     pod["nodeSelector"] = {**pod.get("nodeSelector", {}), NODE_TYPE_LABEL: "real"}
-    pod["tolerations"] = [*pod.get("tolerations", []), _REAL_NODE_TOLERATION]
+    pod["tolerations"] = [*pod.get("tolerations", []), dict(nconfig.REAL_NODE_TOLERATION)]
     container["env"] = [
         *container.get("env", []),
         {"name": "KUBECONFIG", "value": f"{_KUBECONFIG_DIR}/kubeconfig"},

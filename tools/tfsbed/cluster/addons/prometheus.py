@@ -74,7 +74,7 @@ API_SERVICES = ("v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.i
 
 _REAL_NODE = {
     "nodeSelector": {NODE_TYPE_LABEL: "real"},
-    "tolerations": [{"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+    "tolerations": [dict(nconfig.REAL_NODE_TOLERATION)],
 }
 _RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}}
 _RESTRICTED_CONTAINER = {

@@ -171,9 +171,7 @@ def deployment(node: nconfig.RealNode) -> dict[str, Any]:
                 },
                 "spec": {
                     "nodeSelector": {"kubernetes.io/hostname": node.name},
-                    "tolerations": [
-                        {"key": nconfig.REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
-                    ],
+                    "tolerations": [dict(nconfig.REAL_NODE_TOLERATION)],
                     "serviceAccountName": NAME,
                     "securityContext": {
                         "runAsNonRoot": True,

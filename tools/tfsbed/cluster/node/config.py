@@ -30,6 +30,8 @@ BUSYBOX_IMAGE = "docker.io/library/busybox:1.35.0"
 # Registries whose images the local registry mirrors; images keep these names in manifests.
 MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "quay.io")
 REAL_NODE_TAINT = "node.tfsctl.dev/real"
+# What a pod placed on the real node carries (the node registers with REAL_NODE_TAINT:NoSchedule).
+REAL_NODE_TOLERATION = {"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
 REGISTRY_PORT_OFFSET = 61
 KUBELET_PORT = 10250
 # The node's own tmpfs /run (mounted by the holder), seen by its processes only.
@@ -518,9 +520,7 @@ def coredns_manifests(server: str, tls_server_name: str) -> list[dict[str, Any]]
                         "dnsPolicy": "Default",
                         "priorityClassName": "system-cluster-critical",
                         "nodeSelector": {NODE_TYPE_LABEL: "real"},
-                        "tolerations": [
-                            {"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
-                        ],
+                        "tolerations": [dict(REAL_NODE_TOLERATION)],
                         "containers": [
                             {
                                 "name": "coredns",
