@@ -71,18 +71,14 @@ def steps(plan: DemoPlan) -> Iterator[Step]:
         "expose the repository to the cluster as a PV", ["cluster", "models-volume", str(plan.repository)]
     )
     release = ["--release", plan.release, "--namespace", plan.namespace]
-    # Each label move writes the model config up to three times (load, label, retire); under kubelet's
-    # default syncFrequency (1m) each write takes a minute or more to reach the pods' mounted file
-    # (`make bench`, area realnode, measured 241 s for one promote), past the commands' 120 s default.
-    moves = [*release, "--timeout", "600"]
     yield Step(
         "deploy the local preset (stable -> 1, canary -> 2)",
-        ["deploy", *release, "-f", str(plan.values), "--create-namespace", "--timeout", "300"],
+        ["deploy", *release, "-f", str(plan.values), "--create-namespace"],
     )
     yield Step("fleet status", ["status", *release])
-    yield Step("promote canary's version 2 to stable", ["promote", *moves, plan.model, "stable", "2"])
-    yield Step("roll stable back to version 1", ["rollback", *moves, plan.model, "stable"])
-    yield Step("promote version 2 to stable again", ["promote", *moves, plan.model, "stable", "2"])
+    yield Step("promote canary's version 2 to stable", ["promote", *release, plan.model, "stable", "2"])
+    yield Step("roll stable back to version 1", ["rollback", *release, plan.model, "stable"])
+    yield Step("promote version 2 to stable again", ["promote", *release, plan.model, "stable", "2"])
     yield Step(
         "train a new candidate (version 3 weights)",
         ["models", "example", str(plan.candidate), "--name", plan.model, "--versions", "3"],
@@ -91,7 +87,7 @@ def steps(plan: DemoPlan) -> Iterator[Step]:
         "upload it atomically as the next version",
         ["upload", str(plan.candidate / plan.model / "3"), str(plan.repository / plan.model)],
     )
-    yield Step("point canary at version 3", ["promote", *moves, plan.model, "canary", "3"])
+    yield Step("point canary at version 3", ["promote", *release, plan.model, "canary", "3"])
     yield Step("fleet status", ["status", *release])
     yield Step("promotion history", ["history", *release])
     yield Step(

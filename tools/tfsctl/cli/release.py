@@ -14,6 +14,7 @@ import click
 from tfsctl.cli.kube_options import cluster_options
 from tfsctl.cli.output import OUTPUT, structured
 from tfsctl.errors import CheckFailed, first_of
+from tfsctl.release import DEFAULT_TIMEOUT
 
 LOCK_TIMEOUT = click.option(
     "--lock-timeout",
@@ -31,7 +32,11 @@ def _k8s(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--release", "-r", default=None, help="Helm release (Kubernetes mode).")(fn)
     fn = cluster_options(fn)
     return click.option(
-        "--timeout", type=float, default=120.0, show_default=True, help="Seconds for the whole run."
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Seconds for the whole run (a label move waits for kubelet's sync, 1 min by default).",
     )(fn)
 
 
@@ -83,7 +88,7 @@ def _target(kw: dict[str, Any]) -> Any:
         endpoints=kw.pop("endpoints", None),
         kubeconfig=kw.pop("kubeconfig", None),
         context=kw.pop("context", None),
-        timeout=kw.pop("timeout", 120.0),
+        timeout=kw.pop("timeout", DEFAULT_TIMEOUT),
         connect=kw.pop("connect", "auto"),
         chart=kw.pop("chart", None),
         chart_version=kw.pop("chart_version", None),

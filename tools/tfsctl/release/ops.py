@@ -20,6 +20,7 @@ import yaml
 
 from tfsctl import paths
 from tfsctl.errors import CheckFailed, Conflict, InvalidInput, NotFound, Timeout, ToolkitError
+from tfsctl.release import DEFAULT_TIMEOUT
 from tfsctl.release import chart as charts
 from tfsctl.release.fleet import Desired, Disagreement, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
@@ -46,7 +47,7 @@ class Target:
     endpoints: str | None = None
     kubeconfig: Path | None = None
     context: str | None = None  # --context: a context of the kubeconfig (default: its current one)
-    timeout: float = 120.0
+    timeout: float = DEFAULT_TIMEOUT
     connect: str = "auto"  # Kubernetes mode: how to dial pods (auto | pod-ip | port-forward)
     # --chart/--version: the chart a change renders (tfsctl.release.chart); None = the packaged one
     chart: str | None = None

@@ -36,7 +36,7 @@ from tfsctl.errors import (
     Unavailable,
     VersionNotAvailable,
 )
-from tfsctl.release import history
+from tfsctl.release import DEFAULT_TIMEOUT, history
 from tfsctl.release.fleet import Desired, ReplicaObservation, evaluate_fleet
 from tfsctl.release.history import PromotionRecord
 from tfsctl.release.plan import ModelState, Plan, Step, plan_promotion, plan_restore, plan_transition
@@ -58,7 +58,7 @@ class PromotionRequest:
     label: str
     version: int | None  # None: roll back to the version before the last promotion
     action: Literal["promote", "rollback"] = "promote"
-    timeout: float = 120.0
+    timeout: float = DEFAULT_TIMEOUT
     lock_timeout: float = 30.0
     allow_unavailable: bool = False
     keep_previous: bool = False
