@@ -77,12 +77,15 @@ demo: setup ## Run the main job end to end on the local default
 ##@ Quality
 
 # The cluster's tools are built here, not inside the e2e fixture: a first build
-# takes minutes and must not count against a test's timeout. The run ends with its 40
-# slowest tests: where to look first when CI nears its time target.
+# takes minutes and must not count against a test's timeout. The unit and chart suites
+# share out over every core (pytest-xdist); the e2e suite runs alone, on one shared
+# cluster whose pods' CPU and timing its tests measure. Each run ends with its slowest
+# tests: where to look first when CI nears its time target.
 .PHONY: test
 test: setup cluster-tools node-tools ## Run lint and every test suite (unit, chart, e2e)
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --durations=10 tests/unit tests/chart $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=40 tests/e2e $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (no helm, no cluster)
