@@ -30,7 +30,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # away from the shared cluster's 26400; override when something else holds it
 PORT_BASE = int(os.environ.get("TFSCTL_E2E_EXTERNAL_PORT_BASE", "27400"))
-SUITE = ["tests/e2e/presets", "tests/e2e/cluster/test_cluster.py"]
+# Lean: every preset's install and dry run, the real-node preset (skipped here) and the cluster
+# tests; the TLS and guide-binding modules add time, not fixture paths, so the main run has them.
+SUITE = [
+    "tests/e2e/presets/test_presets.py",
+    "tests/e2e/presets/test_local_preset_real_node.py",
+    "tests/e2e/cluster/test_cluster.py",
+]
 # how a test that needs a real node (``real_node`` fixture, or the local preset's node type) says
 # the cluster has none
 REAL_NODE_LACKING = "real node"
