@@ -220,7 +220,8 @@ def test_kubectl_port_forward_and_the_python_clients_reach_the_pod_through_the_k
     _running(kube, "web")  # from the Service test above
     proc = subprocess.Popen(
         [pinned("kubectl"), "port-forward", "-n", NS, "pod/web", ":8080"],
-        env={"KUBECONFIG": str(kube.kubeconfig), "PATH": "/usr/bin:/bin"},
+        # with HOME, or kubectl writes its discovery cache to ./.kube in the checkout
+        env={"KUBECONFIG": str(kube.kubeconfig), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
