@@ -103,6 +103,14 @@ class TestFailingRuns:
 
 
 class TestSkips:
+    def test_spread_is_not_judged_on_a_handful_of_requests_after_the_scale_out(self) -> None:
+        # CI saw it: the load ended 2 s after the second pod was ready, 8 requests all on one pod
+        result = evaluate(scenario(split="stuck"), Expectations(3, 30, 60, min_spread_requests=10_000))
+        status, reason = by_name(result)["spread"]
+        assert status == "skip"
+        assert reason.startswith("only ") and "fewer than 10000: too few to judge the spread" in reason
+        assert result.passed
+
     def test_spread_is_skipped_without_per_pod_counts_and_says_why(self) -> None:
         obs = scenario()
         obs.pods = []

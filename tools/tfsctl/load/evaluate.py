@@ -19,7 +19,10 @@ Expectations:
 - ``thresholds``: the run's failure ratio and latency limits held.
 - ``spread``: once two or more replicas were ready, the busiest pod served at
   most ``max_busiest_share`` of the requests; a connection pinned to one pod
-  (gRPC keeps one HTTP/2 connection per channel) is named as such.
+  (gRPC keeps one HTTP/2 connection per channel) is named as such. Fewer than
+  ``min_spread_requests`` requests after the scale-out (a load that ended as the
+  new pods became ready) cannot tell a stuck connection from chance: the check is
+  skipped, saying how many there were.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class Expectations:
     scale_out_within: float
     scale_in_within: float
     max_busiest_share: float = 0.9
+    # a few keep-alive connections' worth: 8 requests on one of 3 pods is what two reconnects give
+    min_spread_requests: int = 100
 
 
 @dataclass
@@ -325,6 +330,14 @@ def check_spread(obs: Observation, exp: Expectations) -> Check:
     details: dict[str, Any] = {"since_s": start, "requests_by_pod": served}
     if total <= 0:
         return Check("spread", "skip", "no requests counted on any pod after the scale-out", details)
+    if total < exp.min_spread_requests:
+        return Check(
+            "spread",
+            "skip",
+            f"only {total} requests counted after the scale-out, fewer than {exp.min_spread_requests}: "
+            "too few to judge the spread (run the load longer past the scale-out)",
+            details,
+        )
     busiest, most = max(served.items(), key=lambda kv: kv[1])
     share = most / total
     pods_ready = len(last)
