@@ -14,10 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from typing import Any
 
 from support.cluster_helpers import Cluster, RealNode, wait_for
 from tfsbed.cluster import volumes
+from tfsbed.probe import PredictProbe
 from tfsctl import paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,33 +140,9 @@ def load_balancer_ip(cluster: Cluster, namespace: str, service: str) -> str:
     return str(wait_for(ip, timeout=60, what=f"LoadBalancer IP of {namespace}/{service}"))
 
 
-class LoadBalancerProbe(threading.Thread):
+class LoadBalancerProbe(PredictProbe):
     """Predict requests to ``/v1/models/<model>/labels/<label>:predict`` through one address."""
 
     def __init__(self, host: str, port: int = 8501, model: str = "fashion", label: str = "stable") -> None:
-        super().__init__(daemon=True, name="lb-probe")
-        self.url = f"http://{host}:{port}/v1/models/{model}/labels/{label}:predict"
-        self.body = json.dumps({"instances": [[[[0.5]] * 28] * 28]}).encode()
-        self.ok = 0
-        self.failed: list[str] = []
-        self.versions: dict[str, int] = {}
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            req = urllib.request.Request(self.url, self.body, {"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    body: dict[str, Any] = json.loads(resp.read())
-                if "predictions" not in body:
-                    raise ValueError(f"no predictions in {str(body)[:200]}")
-                self.ok += 1
-            except urllib.error.HTTPError as exc:
-                self.failed.append(f"{time.strftime('%H:%M:%S')} HTTP {exc.code}: {exc.read()[:200]!r}")
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                self.failed.append(f"{time.strftime('%H:%M:%S')} {exc}")
-            self._stop_event.wait(0.05)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(30)
+        url = f"http://{host}:{port}/v1/models/{model}/labels/{label}:predict"
+        super().__init__(url, json.dumps({"instances": [[[[0.5]] * 28] * 28]}).encode(), name="lb-probe")

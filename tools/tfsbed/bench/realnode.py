@@ -41,6 +41,7 @@ import yaml
 
 from tfsbed.bench import Table
 from tfsbed.cluster import volumes
+from tfsbed.probe import PredictProbe
 
 BENCH_PORT_BASE = 29600
 RELEASE = "tfs"
@@ -217,35 +218,6 @@ def say(line: str) -> None:
     print(f"bench: realnode: {line}", file=sys.stderr, flush=True)
 
 
-class Probe(threading.Thread):
-    """Predict requests to ``url`` one at a time until stopped; counts answers and failures."""
-
-    def __init__(self, url: str, body: bytes) -> None:
-        super().__init__(daemon=True, name="realnode-probe")
-        self.url, self.body = url, body
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            req = urllib.request.Request(self.url, self.body, {"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    if "predictions" not in json.loads(resp.read()):
-                        raise ValueError("no predictions")
-                self.ok += 1
-            except urllib.error.HTTPError as exc:
-                self.failed.append(f"{dt.datetime.now():%H:%M:%S} HTTP {exc.code} {exc.read()[:120]!r}")
-            except (OSError, ValueError) as exc:
-                self.failed.append(f"{dt.datetime.now():%H:%M:%S} {exc}")
-            self._stop_event.wait(0.05)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(30)
-
-
 def _tfsctl(kubeconfig: Path, *args: str, timeout: float = 600.0) -> str:
     tools = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONPATH=tools)
@@ -363,7 +335,7 @@ class Bed:
 
 
 def _move(bed: Bed, method: str, replicas: int, tmp: Path) -> MoveResult:
-    probe = Probe(
+    probe = PredictProbe(
         f"http://{bed.lb_ip()}:8501/v1/models/{bed.model}/labels/{LABEL}:predict",
         json.dumps({"instances": [[0.1, 0.2, 0.3, 0.4]]}).encode(),
     )
