@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +77,10 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ins
     (wheel,) = dist.glob("tfsctl-*.whl")
     venv = root / "venv"
     subprocess.run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
+    lock = paths.REPO_ROOT / "requirements.lock"
+    python = venv / "bin" / "python"
     install = subprocess.run(
-        [_uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
-        + ["-c", str(paths.REPO_ROOT / "requirements.lock"), str(wheel)],
+        [_uv(), "pip", "install", "-q", "--python", str(python), "-c", str(lock), str(wheel)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -91,8 +93,9 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ins
 
 def test_the_wheel_carries_the_chart_and_the_locustfile_and_no_checkout(installed: Installed) -> None:
     python = installed.venv / "bin" / "python"
+    where = "import json, tfsctl.paths as p; print(json.dumps([str(p.CHART_DIR), str(p.LOCUSTFILE)]))"
     probe = subprocess.run(
-        [str(python), "-c", "import json, tfsctl.paths as p; print(json.dumps([str(p.CHART_DIR), str(p.LOCUSTFILE)]))"],
+        [str(python), "-c", where],
         cwd=installed.cwd,
         capture_output=True,
         text=True,
@@ -123,7 +126,8 @@ def test_the_core_installs_without_tensorflow(installed: Installed) -> None:
 def test_the_test_bed_commands_are_not_in_the_wheel(installed: Installed) -> None:
     shown = installed.tfsctl("--help")
     assert shown.returncode == 0, shown.stderr
-    commands = {line.split()[0] for line in shown.stdout.splitlines() if line.startswith("  ") and line.split()}
+    lines = shown.stdout.splitlines()
+    commands = {line.split()[0] for line in lines if line.startswith("  ") and line.split()}
     assert {"deploy", "promote", "status"} <= commands
     assert not {"serve", "cluster", "demo", "toolchain"} & commands
     done = installed.tfsctl("serve", "--port", "8500")
@@ -148,12 +152,20 @@ def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(
 
 
 @pytest.fixture(scope="module")
-def release(installed: Installed, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    models = tmp_path_factory.mktemp("wheel-models")
-    for version in ("1", "2"):
-        shutil.copytree(release_models_dir() / "fashion" / version, models / "fashion" / version)
-    with module_namespace(cluster, "e2e-wheel") as ns, models_pv(cluster, ns, f"{FULL}-models", models):
-        yield ns
+def release(installed: Installed, cluster: Cluster) -> Iterator[str]:
+    # beside the other test models, not under pytest's tmp dir (mode 0700): the pods' non-root
+    # user reads this directory through the hostPath PV
+    data = paths.TOOLS_DIR / "cluster-data"
+    data.mkdir(parents=True, exist_ok=True)
+    models = Path(tempfile.mkdtemp(prefix="wheel-models-", dir=data))
+    models.chmod(0o755)
+    try:
+        for version in ("1", "2"):
+            shutil.copytree(release_models_dir() / "fashion" / version, models / "fashion" / version)
+        with module_namespace(cluster, "e2e-wheel") as ns, models_pv(cluster, ns, f"{FULL}-models", models):
+            yield ns
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
 
 
 def test_installed_tfsctl_deploys_uploads_promotes_rolls_back_and_scales(
