@@ -3,7 +3,12 @@
 ``cluster`` (session): the cluster named by ``$KUBECONFIG`` when it names another
 one (kind, ACK, ...); otherwise the local cluster (``tfsctl cluster up``), reused
 when it already runs and left running afterwards for speed. Set
-``TFSCTL_E2E_TEARDOWN=1`` to stop a local cluster that this session started.
+``TFSCTL_E2E_TEARDOWN=1`` to stop a local cluster that this run started.
+
+Under pytest-xdist (``make test`` runs the e2e suite on two workers, a file per worker at a
+time) every worker shares the one local cluster: ``cluster up`` runs one at a time per state dir, so
+the first worker to need it starts it and the others reuse it; the run's controller, which
+outlives every worker, stops it at the end.
 
 An external cluster is used as it is: nothing is started or stopped. Tests say
 what they need beyond plain Kubernetes (``cluster.require_real_node()`` or the
@@ -22,6 +27,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,16 +43,92 @@ RESTRICTED = {
 }
 
 
-def _external_kubeconfig() -> Path | None:
+def _named_kubeconfig() -> Path | None:
+    """The kubeconfig ``$KUBECONFIG`` names when it is not the local cluster's."""
     env = os.environ.get("KUBECONFIG")
     if not env:
         return None
     path = Path(env.split(os.pathsep)[0]).expanduser()
-    if path.resolve() == paths.LOCAL_KUBECONFIG.resolve():
-        return None
-    if not path.exists():
-        pytest.fail(f"KUBECONFIG={env} does not exist: unset it to use the local cluster", pytrace=False)
+    return None if path.resolve() == paths.LOCAL_KUBECONFIG.resolve() else path
+
+
+def _external_kubeconfig() -> Path | None:
+    path = _named_kubeconfig()
+    if path is not None and not path.exists():
+        pytest.fail(
+            f"KUBECONFIG={os.environ['KUBECONFIG']} does not exist: unset it to use the local cluster",
+            pytrace=False,
+        )
     return path
+
+
+def _local_cluster() -> Any:
+    """The suite's local cluster: kwok's simulated nodes and one real node (upstream kubelet +
+    containerd).
+
+    kubelet's default syncFrequency (1m) makes every label move wait a minute or more for the
+    ConfigMap to reach the pods' files; the suite's cluster syncs every 10 s so the suite fits
+    CI's time. tests/e2e/cluster/test_real_node.py measures the default on a cluster of its own.
+    """
+    from tfsbed.cluster import spec as cspec
+    from tfsbed.cluster.local import LocalCluster
+
+    def progress(line: str) -> None:
+        print(f"cluster: {line}", file=sys.stderr, flush=True)
+
+    return LocalCluster(cspec.ClusterSpec(kubelet_sync_frequency="10s"), progress=progress)
+
+
+def _ends_the_run(config: pytest.Config) -> bool:
+    """Whether this process ends the run: pytest alone, or xdist's controller (not a worker)."""
+    return not hasattr(config, "workerinput")
+
+
+# The modules that take minutes each (CI's --durations) start first: under xdist a worker that
+# drew one of them last would run it alone while the other idles (longest first; every other
+# module keeps its place). Order only, never a dependency: each module sets up what it needs.
+LONGEST_FIRST = (
+    "canary/test_canary_kubernetes.py",
+    "release/test_kubernetes_mode.py",
+    "canary/test_canary_job.py",
+    "load/test_verify_autoscaling.py",
+    "cluster/test_real_node.py",
+    "external/test_external_cluster.py",
+    "load/test_verify_autoscaling_qps.py",
+    "cluster/test_metrics_pipeline.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    missing = [module for module in LONGEST_FIRST if not (here / module).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/e2e/conftest.py LONGEST_FIRST: no module {', '.join(missing)}")
+    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
+
+    def place(item: pytest.Item) -> int:
+        path = Path(item.path)
+        module = path.relative_to(here).as_posix() if path.is_relative_to(here) else ""
+        return rank.get(module, len(rank))
+
+    items.sort(key=place)  # stable: the rest keep pytest's order
+
+
+_LOCAL_WAS_RUNNING = pytest.StashKey[bool]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _ends_the_run(session.config) and _named_kubeconfig() is None:
+        session.config.stash[_LOCAL_WAS_RUNNING] = _local_cluster().status().state == "running"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if not _ends_the_run(config) or os.environ.get("TFSCTL_E2E_TEARDOWN") != "1":
+        return
+    if config.stash.get(_LOCAL_WAS_RUNNING, True):
+        return  # external, or running before this run: not ours to stop
+    _local_cluster().down()
 
 
 @pytest.fixture(scope="session")
@@ -63,43 +145,30 @@ def cluster() -> Iterator[Cluster]:
         api.close()
         return
 
-    from tfsbed.cluster.local import LocalCluster
     from tfsctl.errors import ToolkitError
 
-    def progress(line: str) -> None:
-        print(f"cluster: {line}", file=sys.stderr, flush=True)
-
-    from tfsbed.cluster import spec as cspec
-
-    # the default nodes: kwok's simulated ones and one real node (upstream kubelet + containerd);
-    # kubelet's default syncFrequency (1m) makes every label move wait a minute or more for the
-    # ConfigMap to reach the pods' files; the session cluster syncs every 10 s so the suite fits
-    # CI's time. tests/e2e/cluster/test_real_node.py measures the default on a cluster of its own.
-    local = LocalCluster(cspec.ClusterSpec(kubelet_sync_frequency="10s"), progress=progress)
+    local = _local_cluster()
     before = local.status().state
     try:
-        local.up(timeout=300)
+        local.up(timeout=300)  # one up at a time per state dir: xdist workers wait for the first
     except ToolkitError as exc:
         pytest.fail(
             f"the local cluster could not be started: {exc}\n"
             "Try `tfsctl cluster down && tfsctl cluster up` (or `make cluster-up`) to see each step.",
             pytrace=False,
         )
-    started_here = before != "running"
     api = kconfig.new_client_from_config(config_file=str(local.kubeconfig))
     found = probe(api)
     handle = Cluster(
         kubeconfig=local.kubeconfig,
         api=api,
         local=True,
-        started_here=started_here,
+        started_here=before != "running",
         node_types=found.node_types,
         capabilities=found,
     )
     yield handle
     api.close()
-    if started_here and os.environ.get("TFSCTL_E2E_TEARDOWN") == "1":
-        local.down()
 
 
 # Session-scoped, so a module's own (module-scoped) set-up never runs before the check.

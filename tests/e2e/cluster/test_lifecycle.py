@@ -17,7 +17,7 @@ from tfsctl.errors import Conflict
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BASE = 27400  # away from the shared cluster's 26400
+BASE = 27500  # away from the shared cluster (26400) and the external-cluster test (27400)
 
 
 def _processes_under(path: Path) -> list[int]:
