@@ -202,7 +202,11 @@ class TestResume:
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"published version 1 to {DEST}/1/ (resumed)")
         resent = {e.part_number for e in server.events[mark:] if e.op == "UploadPart" and e.key.endswith(BIG)}
-        assert 1 not in resent and 2 not in resent
+        assert not any(e.op == "InitiateMultipartUpload" for e in server.events[mark:])
+        # The CLI uploads two parts at a time: part 3 starts once part 1 or part 2 is done and
+        # checkpointed, while the other may still be in flight when the kill lands (then it is
+        # sent again). A rerun from scratch would send both.
+        assert not {1, 2} <= resent, resent
         assert server.buckets["models"][f"repo/fashion/1/{BIG}"].data == (source / BIG).read_bytes()
 
 
