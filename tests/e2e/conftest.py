@@ -148,7 +148,6 @@ def cluster() -> Iterator[Cluster]:
     from tfsctl.errors import ToolkitError
 
     local = _local_cluster()
-    before = local.status().state
     try:
         local.up(timeout=300)  # one up at a time per state dir: xdist workers wait for the first
     except ToolkitError as exc:
@@ -163,7 +162,6 @@ def cluster() -> Iterator[Cluster]:
         kubeconfig=local.kubeconfig,
         api=api,
         local=True,
-        started_here=before != "running",
         node_types=found.node_types,
         capabilities=found,
     )

@@ -53,7 +53,6 @@ class Cluster:
     kubeconfig: Path
     api: Any  # kubernetes.client.ApiClient
     local: bool  # the local kwok-based cluster (usage emulation, node types) vs an external one
-    started_here: bool = False
     node_types: dict[str, str] = field(default_factory=dict)  # node name -> node.tfsctl.dev/type
     capabilities: caps.Capabilities = field(default_factory=caps.Capabilities)
 
